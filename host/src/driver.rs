@@ -1,0 +1,225 @@
+//! Safe async wrappers over the plugin driver and bus objects: Rust types in,
+//! Rust types out. They need no particular runtime: the futures can be
+//! awaited on a current-thread or multi-thread tokio runtime, or driven by
+//! `futures::executor::block_on` from a plain thread.
+
+use crate::plugin::Plugin;
+use abi_stable::std_types::{ROption, RString, RVec};
+use bento_plugin_api::abi::{
+    FfiBusBox, FfiBusHandler, FfiBusHandler_TO, FfiDriverBox, FfiReconnectHandler, FfiReconnectHandler_TO, FfiSetItem,
+};
+use bento_plugin_api::{DriverError, SetItem};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The parameters common to every driver.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DriverOptions {
+    /// Default TTL for entries set without one. Default: `None` (forever).
+    pub default_ttl: Option<Duration>,
+    /// Key prefix of the root handle. Default: `""` (the whole keyspace).
+    pub prefix: String,
+}
+
+impl DriverOptions {
+    /// Options with `prefix` and no default TTL.
+    pub fn with_prefix(prefix: impl Into<String>) -> Self {
+        DriverOptions { default_ttl: None, prefix: prefix.into() }
+    }
+}
+
+/// A TTL in whole milliseconds, rounded up so that a sub-millisecond TTL
+/// does not become "expire immediately".
+pub(crate) fn ttl_to_ms(ttl: Duration) -> u64 {
+    let ms = ttl.as_millis();
+    let ms = if Duration::from_millis(ms as u64) < ttl { ms + 1 } else { ms };
+    u64::try_from(ms).unwrap_or(u64::MAX)
+}
+
+fn ffi_ttl(ttl: Option<Duration>) -> ROption<u64> {
+    match ttl {
+        Some(ttl) => ROption::RSome(ttl_to_ms(ttl)),
+        None => ROption::RNone,
+    }
+}
+
+fn ffi_keys(keys: &[impl AsRef<str>]) -> RVec<RString> {
+    keys.iter().map(|key| RString::from(key.as_ref())).collect()
+}
+
+/// A driver created by a plugin. Cheap to clone (clones share the object).
+#[derive(Clone)]
+pub struct Driver {
+    object: Arc<FfiDriverBox>,
+    plugin: Plugin,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver").field("plugin", &self.plugin.name()).finish()
+    }
+}
+
+impl Driver {
+    pub(crate) fn new(object: FfiDriverBox, plugin: Plugin) -> Self {
+        Driver { object: Arc::new(object), plugin }
+    }
+
+    /// The plugin this driver came from.
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+
+    /// A handle on `prefix:namespace` sharing the connection.
+    pub fn namespace(&self, namespace: &str) -> Result<Driver, DriverError> {
+        let object = self.object.namespace(namespace.into()).into_result()?;
+        Ok(Driver::new(object, self.plugin.clone()))
+    }
+
+    /// The value of `key`, if present and not expired.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, DriverError> {
+        let value = self.object.get(key.into()).await.into_result()?;
+        Ok(value.into_option().map(RVec::into_vec))
+    }
+
+    /// Values of `keys`, in order.
+    pub async fn get_many(&self, keys: &[impl AsRef<str>]) -> Result<Vec<Option<Vec<u8>>>, DriverError> {
+        let values = self.object.get_many(ffi_keys(keys)).await.into_result()?;
+        Ok(values.into_iter().map(|value| value.into_option().map(RVec::into_vec)).collect())
+    }
+
+    /// Get and delete atomically.
+    pub async fn pull(&self, key: &str) -> Result<Option<Vec<u8>>, DriverError> {
+        let value = self.object.pull(key.into()).await.into_result()?;
+        Ok(value.into_option().map(RVec::into_vec))
+    }
+
+    /// Store `value` for `ttl` (`None` = forever); true when stored.
+    pub async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<bool, DriverError> {
+        Ok(self.object.set(key.into(), value.into(), ffi_ttl(ttl)).await.into_result()?)
+    }
+
+    /// Store many entries; true when all were stored.
+    pub async fn set_many(&self, items: Vec<SetItem>) -> Result<bool, DriverError> {
+        let items = items
+            .into_iter()
+            .map(|item| FfiSetItem { key: item.key.into(), value: item.value.into(), ttl_ms: ffi_ttl(item.ttl) })
+            .collect();
+        Ok(self.object.set_many(items).await.into_result()?)
+    }
+
+    /// True iff `get` would return a value.
+    pub async fn has(&self, key: &str) -> Result<bool, DriverError> {
+        Ok(self.object.has(key.into()).await.into_result()?)
+    }
+
+    /// True iff the key existed.
+    pub async fn delete(&self, key: &str) -> Result<bool, DriverError> {
+        Ok(self.object.delete(key.into()).await.into_result()?)
+    }
+
+    /// How many of `keys` existed.
+    pub async fn delete_many(&self, keys: &[impl AsRef<str>]) -> Result<u64, DriverError> {
+        Ok(self.object.delete_many(ffi_keys(keys)).await.into_result()?)
+    }
+
+    /// Remove everything under this handle's prefix.
+    pub async fn clear(&self) -> Result<(), DriverError> {
+        Ok(self.object.clear().await.into_result()?)
+    }
+
+    /// Remove expired entries from storage.
+    pub async fn prune(&self) -> Result<(), DriverError> {
+        Ok(self.object.prune().await.into_result()?)
+    }
+
+    /// Close connections; idempotent.
+    pub async fn disconnect(&self) -> Result<(), DriverError> {
+        Ok(self.object.disconnect().await.into_result()?)
+    }
+}
+
+struct MessageCallback<F>(F);
+
+impl<F: Fn(&str, Vec<u8>) + Send + Sync + 'static> FfiBusHandler for MessageCallback<F> {
+    fn on_message(&self, channel: abi_stable::std_types::RStr<'_>, payload: RVec<u8>) {
+        (self.0)(channel.as_str(), payload.into_vec())
+    }
+}
+
+struct ReconnectCallback<F>(F);
+
+impl<F: Fn() + Send + Sync + 'static> FfiReconnectHandler for ReconnectCallback<F> {
+    fn on_reconnect(&self) {
+        (self.0)()
+    }
+}
+
+/// A bus created by a plugin. Cheap to clone.
+#[derive(Clone)]
+pub struct Bus {
+    object: Arc<FfiBusBox>,
+    plugin: Plugin,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus").field("plugin", &self.plugin.name()).finish()
+    }
+}
+
+impl Bus {
+    pub(crate) fn new(object: FfiBusBox, plugin: Plugin) -> Self {
+        Bus { object: Arc::new(object), plugin }
+    }
+
+    /// The plugin this bus came from.
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+
+    /// Publish `payload` on `channel`.
+    pub async fn publish(&self, channel: &str, payload: Vec<u8>) -> Result<(), DriverError> {
+        Ok(self.object.publish(channel.into(), payload.into()).await.into_result()?)
+    }
+
+    /// Deliver every message on `channel` to `handler`, which runs on the
+    /// plugin's threads: keep it short (e.g. send into a channel).
+    pub async fn subscribe(
+        &self,
+        channel: &str,
+        handler: impl Fn(&str, Vec<u8>) + Send + Sync + 'static,
+    ) -> Result<(), DriverError> {
+        let handler = FfiBusHandler_TO::from_value(MessageCallback(handler), abi_stable::sabi_trait::TD_Opaque);
+        Ok(self.object.subscribe(channel.into(), handler).await.into_result()?)
+    }
+
+    /// Stop delivering `channel`.
+    pub async fn unsubscribe(&self, channel: &str) -> Result<(), DriverError> {
+        Ok(self.object.unsubscribe(channel.into()).await.into_result()?)
+    }
+
+    /// Run `handler` after every reconnection of the bus.
+    pub fn on_reconnect(&self, handler: impl Fn() + Send + Sync + 'static) {
+        let handler = FfiReconnectHandler_TO::from_value(ReconnectCallback(handler), abi_stable::sabi_trait::TD_Opaque);
+        self.object.on_reconnect(handler)
+    }
+
+    /// Close the bus; idempotent.
+    pub async fn disconnect(&self) -> Result<(), DriverError> {
+        Ok(self.object.disconnect().await.into_result()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ttl_to_ms;
+    use std::time::Duration;
+
+    #[test]
+    fn ttl_rounds_up_to_the_millisecond() {
+        assert_eq!(ttl_to_ms(Duration::from_micros(1)), 1);
+        assert_eq!(ttl_to_ms(Duration::from_millis(100)), 100);
+        assert_eq!(ttl_to_ms(Duration::from_micros(100_500)), 101);
+    }
+}

@@ -1,0 +1,273 @@
+//! # bento-memory-store
+//!
+//! The in-process key/value store shared by Bento's built-in L1 (typed,
+//! decoded values) and the `memory` driver plugin (byte values): one
+//! implementation of TTL, prefixes, namespaces and size limits, on top of
+//! `quick_cache` (no hand-written LRU).
+//!
+//! Not for: anything remote or persistent; grace periods, tags and locks
+//! live in the host's cache manager.
+//!
+//! ```
+//! use bento_memory_store::{MemoryStore, MemoryStoreOptions};
+//! use std::time::Duration;
+//!
+//! let store: MemoryStore<Vec<u8>> = MemoryStore::new(&MemoryStoreOptions::default(), "app");
+//! store.insert("user:1", b"ada".to_vec(), Some(Duration::from_secs(60)), 3);
+//! assert_eq!(store.namespace("user").get("1"), Some(b"ada".to_vec()));
+//! ```
+
+use bento_plugin_api::Prefix;
+use quick_cache::sync::Cache;
+use quick_cache::{DefaultHashBuilder, Weighter};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Size limits of a [`MemoryStore`]. Every limit defaults to "none".
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryStoreOptions {
+    /// Maximum number of entries; least valuable entries are evicted first.
+    /// Default: unbounded.
+    #[serde(default)]
+    pub max_items: Option<u64>,
+    /// Maximum total size in bytes of all entries (keys + values as
+    /// reported by the caller). Default: unbounded.
+    #[serde(default)]
+    pub max_size: Option<u64>,
+    /// Entries larger than this many bytes are not stored. Default: no limit.
+    #[serde(default)]
+    pub max_entry_size: Option<u64>,
+}
+
+/// One stored value with its physical expiry and accounted size.
+#[derive(Clone)]
+struct Slot<V> {
+    value: V,
+    expires_at: Option<Instant>,
+    weight: u64,
+}
+
+impl<V> Slot<V> {
+    fn is_live(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|at| now < at)
+    }
+}
+
+#[derive(Clone)]
+struct SlotWeighter;
+
+impl<V> Weighter<String, Slot<V>> for SlotWeighter {
+    fn weight(&self, _key: &String, slot: &Slot<V>) -> u64 {
+        slot.weight
+    }
+}
+
+type SlotCache<V> =
+    Cache<String, Slot<V>, SlotWeighter, DefaultHashBuilder, quick_cache::sync::DefaultLifecycle<String, Slot<V>>>;
+
+struct Shared<V> {
+    cache: SlotCache<V>,
+    /// Every entry weighs at least this much, so that `max_size` and
+    /// `max_items` are both honoured by quick_cache's single weight limit.
+    min_weight: u64,
+    max_entry_size: Option<u64>,
+}
+
+/// A concurrent in-memory store with per-entry TTL, `prefix:key` layout and
+/// cheap namespace handles sharing one cache.
+pub struct MemoryStore<V> {
+    shared: Arc<Shared<V>>,
+    prefix: Prefix,
+}
+
+impl<V> Clone for MemoryStore<V> {
+    fn clone(&self) -> Self {
+        MemoryStore { shared: self.shared.clone(), prefix: self.prefix.clone() }
+    }
+}
+
+impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
+    /// A new, empty store whose root handle has `prefix`.
+    pub fn new(options: &MemoryStoreOptions, prefix: &str) -> Self {
+        let (estimated_items, capacity, min_weight) = match (options.max_items, options.max_size) {
+            (Some(items), Some(size)) => (items, size.max(1), (size / items.max(1)).max(1)),
+            (Some(items), None) => (items, items.max(1), 1),
+            (None, Some(size)) => ((size / 256).clamp(64, 1 << 20), size.max(1), 1),
+            (None, None) => (16 * 1024, u64::MAX / 2, 1),
+        };
+        let cache = Cache::with(
+            usize::try_from(estimated_items.max(16)).unwrap_or(usize::MAX),
+            capacity,
+            SlotWeighter,
+            DefaultHashBuilder::default(),
+            quick_cache::sync::DefaultLifecycle::default(),
+        );
+        let max_entry_size = options.max_entry_size;
+        MemoryStore { shared: Arc::new(Shared { cache, min_weight, max_entry_size }), prefix: Prefix::new(prefix) }
+    }
+
+    /// A handle on `prefix:namespace` sharing this store.
+    pub fn namespace(&self, namespace: &str) -> Self {
+        MemoryStore { shared: self.shared.clone(), prefix: self.prefix.namespace(namespace) }
+    }
+
+    /// This handle's prefix.
+    pub fn prefix(&self) -> &Prefix {
+        &self.prefix
+    }
+
+    fn with_key<T>(&self, key: &str, f: impl FnOnce(&str) -> T) -> T {
+        if self.prefix.is_empty() {
+            f(key)
+        } else {
+            f(&self.prefix.key(key))
+        }
+    }
+
+    /// The live value of `key`. An expired entry is removed and not returned.
+    pub fn get(&self, key: &str) -> Option<V> {
+        self.with_key(key, |full| {
+            let slot = self.shared.cache.get(full)?;
+            if slot.is_live(Instant::now()) {
+                Some(slot.value)
+            } else {
+                self.remove_if_expired(full);
+                None
+            }
+        })
+    }
+
+    /// True iff [`MemoryStore::get`] would return a value.
+    pub fn has(&self, key: &str) -> bool {
+        self.with_key(key, |full| self.shared.cache.peek(full).is_some_and(|slot| slot.is_live(Instant::now())))
+    }
+
+    fn remove_if_expired(&self, full: &str) {
+        let now = Instant::now();
+        self.shared.cache.remove_if(full, |slot| !slot.is_live(now));
+    }
+
+    /// Store `value` for `ttl` (`None` = forever). `weight` is the entry's
+    /// size in bytes as the caller counts it. Returns false, storing nothing
+    /// and removing any previous value, when the entry exceeds
+    /// `max_entry_size` or the whole store.
+    pub fn insert(&self, key: &str, value: V, ttl: Option<Duration>, weight: u64) -> bool {
+        let full = self.prefix.key(key);
+        let weight = weight.saturating_add(full.len() as u64).max(self.shared.min_weight);
+        let too_big = self.shared.max_entry_size.is_some_and(|max| weight > max)
+            || weight > self.shared.cache.capacity() / self.shared.cache.num_shards() as u64;
+        if too_big {
+            self.shared.cache.remove(full.as_str());
+            return false;
+        }
+        let expires_at = ttl.map(|ttl| Instant::now() + ttl);
+        self.shared.cache.insert(full, Slot { value, expires_at, weight });
+        true
+    }
+
+    /// Get and remove atomically: of concurrent pulls exactly one gets it.
+    pub fn pull(&self, key: &str) -> Option<V> {
+        self.with_key(key, |full| {
+            let (_, slot) = self.shared.cache.remove(full)?;
+            slot.is_live(Instant::now()).then_some(slot.value)
+        })
+    }
+
+    /// Remove `key`; true iff it existed and was live.
+    pub fn remove(&self, key: &str) -> bool {
+        self.with_key(key, |full| self.shared.cache.remove(full).is_some_and(|(_, slot)| slot.is_live(Instant::now())))
+    }
+
+    /// Remove every entry under this handle's prefix (nested namespaces
+    /// included, exact-prefix match); with an empty prefix, everything.
+    pub fn clear(&self) {
+        if self.prefix.is_empty() {
+            self.shared.cache.clear();
+        } else {
+            self.shared.cache.retain(|key, _| !self.prefix.owns(key));
+        }
+    }
+
+    /// Remove every entry under this handle's prefix that `keep` rejects.
+    pub fn retain(&self, keep: impl Fn(&str, &V) -> bool) {
+        self.shared.cache.retain(|key, slot| !self.prefix.owns(key) || keep(key, &slot.value));
+    }
+
+    /// Remove expired entries (of the whole store).
+    pub fn prune(&self) {
+        let now = Instant::now();
+        self.shared.cache.retain(|_, slot| slot.is_live(now));
+    }
+
+    /// Number of entries in the whole store, expired ones included until
+    /// they are read or pruned.
+    pub fn len(&self) -> usize {
+        self.shared.cache.len()
+    }
+
+    /// True when the whole store holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.shared.cache.is_empty()
+    }
+
+    /// Total accounted weight (bytes, or entries when only `max_items` is set).
+    pub fn weight(&self) -> u64 {
+        self.shared.cache.weight()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(options: MemoryStoreOptions) -> MemoryStore<Vec<u8>> {
+        MemoryStore::new(&options, "")
+    }
+
+    #[test]
+    fn ttl_expires_with_ms_precision() {
+        let s = store(MemoryStoreOptions::default());
+        s.insert("k", b"v".to_vec(), Some(Duration::from_millis(50)), 1);
+        assert!(s.has("k"));
+        std::thread::sleep(Duration::from_millis(120));
+        assert_eq!(s.get("k"), None);
+        assert!(!s.remove("k"));
+    }
+
+    #[test]
+    fn clear_is_exact_prefix() {
+        let root = store(MemoryStoreOptions::default());
+        root.insert("users:1", vec![1], None, 1);
+        root.insert("usersAbc", vec![2], None, 1);
+        root.namespace("users").clear();
+        assert_eq!(root.get("users:1"), None);
+        assert_eq!(root.get("usersAbc"), Some(vec![2]));
+    }
+
+    #[test]
+    fn max_items_is_honoured() {
+        let s = store(MemoryStoreOptions { max_items: Some(100), ..Default::default() });
+        for i in 0..1000 {
+            s.insert(&format!("k{i}"), vec![0; 10], None, 10);
+        }
+        assert!(s.len() <= 100, "{} entries", s.len());
+    }
+
+    #[test]
+    fn max_size_is_honoured() {
+        let s = store(MemoryStoreOptions { max_size: Some(100_000), ..Default::default() });
+        for i in 0..10_000 {
+            s.insert(&format!("k{i}"), vec![0; 100], None, 100);
+        }
+        assert!(s.weight() <= 110_000, "{} bytes", s.weight());
+    }
+
+    #[test]
+    fn max_entry_size_rejects_and_removes_old_value() {
+        let s = store(MemoryStoreOptions { max_entry_size: Some(64), ..Default::default() });
+        assert!(s.insert("k", vec![0; 8], None, 8));
+        assert!(!s.insert("k", vec![0; 100], None, 100));
+        assert_eq!(s.get("k"), None);
+    }
+}

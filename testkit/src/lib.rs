@@ -1,0 +1,212 @@
+//! # bento-testkit
+//!
+//! Test helpers shared by every crate of the workspace, so no test file
+//! copies them: where the built plugins are, which real servers tests talk
+//! to (and the SKIP / REQUIRE policy), and a TCP proxy that fault tests cut
+//! and restore. Not for production code.
+
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The directory holding the built plugin libraries: `BENTO_PLUGIN_DIR`, or
+/// the profile directory of the running test binary (`target/<profile>`).
+pub fn plugin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("BENTO_PLUGIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("current_exe is readable in tests");
+    let mut dir = exe.parent().expect("test binaries live in a directory").to_path_buf();
+    if dir.file_name().is_some_and(|name| name == "deps" || name == "examples") {
+        dir.pop();
+    }
+    dir
+}
+
+/// Path of the built plugin of crate `crate_name` (e.g. `bento-driver-memory`).
+/// Panics with the command to run when it has not been built.
+pub fn plugin_path(crate_name: &str) -> PathBuf {
+    let stem = crate_name.replace('-', "_");
+    let file = format!("{}{stem}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    let path = plugin_dir().join(file);
+    assert!(
+        path.exists(),
+        "plugin {} is not built at {}: run `cargo build --workspace` with the same profile first \
+         (the README's test command does this)",
+        crate_name,
+        path.display()
+    );
+    path
+}
+
+/// A real server that tests talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// Redis, `BENTO_REDIS_URL`, default `redis://127.0.0.1:6379`.
+    Redis,
+    /// PostgreSQL, `BENTO_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`.
+    Postgres,
+    /// MariaDB/MySQL, `BENTO_MYSQL_URL`, default `mysql://root@127.0.0.1:3306/test`.
+    Mysql,
+    /// NATS, `BENTO_NATS_URL`, default `nats://127.0.0.1:4222`.
+    Nats,
+}
+
+impl Service {
+    /// Human name used in SKIP lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Redis => "Redis",
+            Service::Postgres => "PostgreSQL",
+            Service::Mysql => "MariaDB/MySQL",
+            Service::Nats => "NATS",
+        }
+    }
+
+    fn env_var(self) -> &'static str {
+        match self {
+            Service::Redis => "BENTO_REDIS_URL",
+            Service::Postgres => "BENTO_POSTGRES_URL",
+            Service::Mysql => "BENTO_MYSQL_URL",
+            Service::Nats => "BENTO_NATS_URL",
+        }
+    }
+
+    fn default_url(self) -> &'static str {
+        match self {
+            Service::Redis => "redis://127.0.0.1:6379",
+            Service::Postgres => "postgres://postgres@127.0.0.1:5432/test",
+            Service::Mysql => "mysql://root@127.0.0.1:3306/test",
+            Service::Nats => "nats://127.0.0.1:4222",
+        }
+    }
+
+    /// The URL from the environment, or the default.
+    pub fn url(self) -> String {
+        std::env::var(self.env_var()).unwrap_or_else(|_| self.default_url().to_string())
+    }
+
+    /// `host:port` of the URL.
+    pub fn address(self) -> String {
+        host_port(&self.url())
+    }
+}
+
+/// `host:port` of a URL such as `redis://user@host:port/db`.
+pub fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, rest)| rest);
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    rest[..end].to_string()
+}
+
+/// True when `BENTO_REQUIRE_SERVICES=1`: an unreachable server is a failure.
+pub fn services_required() -> bool {
+    std::env::var("BENTO_REQUIRE_SERVICES").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+fn reachable(address: &str) -> bool {
+    address
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok())
+}
+
+/// The service's URL when its server is reachable. Otherwise prints
+/// `SKIP <test>: <server> unreachable at <addr>` and returns `None`, or
+/// panics when `BENTO_REQUIRE_SERVICES=1`.
+pub fn require(service: Service, test: &str) -> Option<String> {
+    let url = service.url();
+    let address = host_port(&url);
+    if reachable(&address) {
+        return Some(url);
+    }
+    let line = format!("SKIP {test}: {} unreachable at {address} (set {})", service.name(), service.env_var());
+    assert!(!services_required(), "{line}, and BENTO_REQUIRE_SERVICES=1");
+    eprintln!("{line}");
+    None
+}
+
+/// A TCP proxy on loopback that tests can cut (all connections dropped, new
+/// ones refused by closing them at once) and restore, to simulate a backend
+/// that goes away without touching the shared server.
+pub struct TcpProxy {
+    address: SocketAddr,
+    open: Arc<AtomicBool>,
+    generation: Arc<std::sync::atomic::AtomicU64>,
+    _runtime: Arc<tokio::runtime::Runtime>,
+}
+
+impl TcpProxy {
+    /// Start a proxy to `target` (`host:port`) on a free loopback port.
+    pub fn start(target: &str) -> TcpProxy {
+        let runtime = Arc::new(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("proxy runtime starts"),
+        );
+        let listener =
+            runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("proxy binds a loopback port");
+        let address = listener.local_addr().expect("bound address");
+        let open = Arc::new(AtomicBool::new(true));
+        let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let target = target.to_string();
+        let (accept_open, accept_generation) = (open.clone(), generation.clone());
+        runtime.spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { continue };
+                if !accept_open.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                let (open, generation) = (accept_open.clone(), accept_generation.clone());
+                let born = generation.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
+                    let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
+                    let watch = async {
+                        while open.load(Ordering::SeqCst) && generation.load(Ordering::SeqCst) == born {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! { _ = copy => {}, _ = watch => {} }
+                });
+            }
+        });
+        TcpProxy { address, open, generation, _runtime: runtime }
+    }
+
+    /// The proxy's `127.0.0.1:port`.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Drop every open connection and refuse new ones until [`TcpProxy::restore`].
+    pub fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Accept and forward connections again.
+    pub fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_port;
+
+    #[test]
+    fn host_port_of_urls() {
+        assert_eq!(host_port("redis://127.0.0.1:6379"), "127.0.0.1:6379");
+        assert_eq!(host_port("postgres://postgres@127.0.0.1:5432/test"), "127.0.0.1:5432");
+        assert_eq!(host_port("mysql://root:pw@localhost:3306/test?x=1"), "localhost:3306");
+    }
+}
