@@ -19,6 +19,7 @@
 //! unloaded safely, so once loaded it stays mapped for the life of the
 //! process (loading the same file again returns the same [`Plugin`]).
 
+pub mod bus;
 mod driver;
 mod error;
 mod plugin;

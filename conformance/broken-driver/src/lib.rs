@@ -1,0 +1,1 @@
+//! Deliberately broken drivers the conformance suite must catch (not yet implemented).

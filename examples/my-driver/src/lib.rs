@@ -1,0 +1,1 @@
+//! Example driver from docs/writing-a-driver.md (not yet implemented).

@@ -1,0 +1,1 @@
+//! Bento driver storing entries as files in a directory (not yet implemented).

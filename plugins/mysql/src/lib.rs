@@ -1,0 +1,1 @@
+//! Bento driver for MySQL / MariaDB (not yet implemented).

@@ -1,0 +1,1 @@
+//! Bento bus over NATS (not yet implemented).

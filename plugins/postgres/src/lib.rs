@@ -1,0 +1,1 @@
+//! Bento driver for PostgreSQL (not yet implemented).

@@ -1,0 +1,1 @@
+//! Bento bus over Redis pub/sub (not yet implemented).

@@ -1,0 +1,1 @@
+//! Bento driver for Redis / Valkey (not yet implemented).

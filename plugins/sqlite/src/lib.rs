@@ -1,0 +1,1 @@
+//! Bento driver for SQLite (not yet implemented).
