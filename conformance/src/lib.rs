@@ -1,30 +1,143 @@
-//! The Bento driver conformance suite (stub: being written).
+//! # bento-conformance
+//!
+//! The Bento driver conformance suite (SPEC §4): every case of BentoCache's
+//! `registerCacheDriverTestSuite` plus every edge case of the driver contract
+//! (hostile prefixes and keys, empty and binary values, TTL precision,
+//! atomic pull, concurrency, batch methods, prune, disconnect) and ABI-level
+//! checks (metadata, option validation). It loads a plugin through the same
+//! loader the host uses ([`bento::Plugin::load`]) and talks to it only
+//! through the stable ABI, so it tests exactly what the host will run.
+//!
+//! Two ways to run it:
+//!
+//! * the `conformance` binary: `conformance ./target/release/libmy_driver.so
+//!   --options '{"url":"redis://127.0.0.1:6379"}'` prints one line per case
+//!   and `N passed, N failed`, exiting non-zero on any failure;
+//! * from `cargo test` in a driver crate, as a `harness = false` test:
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     let plugin = "target/debug/libmy_driver.so";
+//!     bento_conformance::libtest_main(bento_conformance::Target::new(plugin).options(r#"{"path":"/tmp/x"}"#))
+//! }
+//! ```
+//!
+//! Every case runs on its own driver instance under its own unique prefix
+//! (`<base>:<case>-<random>`), clears that prefix afterwards and has a
+//! timeout: a hanging driver fails that case and the run goes on (the
+//! hanging future is abandoned).
+//!
+//! Cases that need a driver with the EMPTY prefix (which owns, and clears,
+//! the driver's whole keyspace: a Redis database, a SQL table, a directory)
+//! are skipped unless you opt in with [`Target::allow_empty_prefix`] /
+//! `--allow-empty-prefix`. Opt in only when the options point at a private
+//! keyspace (a temporary directory or file, a dedicated database or table).
+//!
+//! Not for: testing the cache manager (grace periods, tags, L1/L2 policy);
+//! that lives in the `bento` crate's own tests.
+
+pub mod bench;
+mod cases;
+mod runner;
+
+pub use cases::{all_cases, Case, CaseContext, Failure, Requirement};
+pub use runner::{CaseReport, LoadError, Outcome, Runner};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-/// What to test: a plugin file and the options to create its drivers with.
+/// The per-case timeout used unless [`Target::case_timeout`] says otherwise.
+pub const DEFAULT_CASE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The base prefix of case prefixes unless [`Target::prefix`] says otherwise.
+pub const DEFAULT_BASE_PREFIX: &str = "conf";
+
+/// What to test: a plugin file, the options to create its drivers with, and
+/// how to run the cases.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// Path of the plugin library.
     pub plugin: PathBuf,
-    /// Driver options JSON.
+    /// Driver options JSON (the plugin's own options). Default: `{}`.
     pub options_json: String,
+    /// Base of every case's prefix: case prefixes are
+    /// `<base>:<case>-<random>`. Default: [`DEFAULT_BASE_PREFIX`].
+    pub base_prefix: String,
+    /// Run the cases that create a driver with the empty prefix (which owns
+    /// and clears the driver's whole keyspace). Default: false.
+    pub allow_empty_prefix: bool,
+    /// Timeout of one case, setup and cleanup included. Default:
+    /// [`DEFAULT_CASE_TIMEOUT`].
+    pub case_timeout: Duration,
 }
 
 impl Target {
     /// Test the plugin at `plugin` with default options.
     pub fn new(plugin: impl Into<PathBuf>) -> Self {
-        Target { plugin: plugin.into(), options_json: "{}".to_string() }
+        Target {
+            plugin: plugin.into(),
+            options_json: "{}".to_string(),
+            base_prefix: DEFAULT_BASE_PREFIX.to_string(),
+            allow_empty_prefix: false,
+            case_timeout: DEFAULT_CASE_TIMEOUT,
+        }
     }
+
     /// Use these driver options (JSON).
     pub fn options(mut self, options_json: impl Into<String>) -> Self {
         self.options_json = options_json.into();
         self
     }
+
+    /// Use `prefix` as the base of every case's prefix.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.base_prefix = prefix.into();
+        self
+    }
+
+    /// Also run the empty-prefix cases (see the crate docs: only for a
+    /// private keyspace).
+    pub fn allow_empty_prefix(mut self, allow: bool) -> Self {
+        self.allow_empty_prefix = allow;
+        self
+    }
+
+    /// Fail a case that takes longer than `timeout`.
+    pub fn case_timeout(mut self, timeout: Duration) -> Self {
+        self.case_timeout = timeout;
+        self
+    }
 }
 
-/// Run the suite as a libtest-style test binary (`harness = false`).
-pub fn libtest_main(_target: Target) -> ExitCode {
-    ExitCode::SUCCESS
+/// Run the suite as a libtest-style test binary (`harness = false`): the
+/// usual `cargo test` arguments work (`-- --list`, a name filter,
+/// `--exact`, `--test-threads`, `--ignored`). Empty-prefix cases that were
+/// not allowed are reported as ignored.
+pub fn libtest_main(target: Target) -> ExitCode {
+    use libtest_mimic::{Arguments, Failed, Trial};
+    use std::sync::Arc;
+
+    let arguments = Arguments::from_args();
+    let runner = Runner::new(target.clone()).map(Arc::new);
+    if let Err(error) = &runner {
+        eprintln!("conformance: {error}");
+    }
+    let trials = all_cases()
+        .iter()
+        .map(|case| {
+            let runner = runner.as_ref().map(Arc::clone).map_err(|error| error.to_string());
+            let skip = runner.as_ref().ok().and_then(|runner| runner.skip_reason(case));
+            let trial = Trial::test(case.name, move || {
+                let runner = runner.map_err(Failed::from)?;
+                let report = runner.run_case(case);
+                match report.outcome {
+                    Outcome::Passed | Outcome::Skipped(_) => Ok(()),
+                    Outcome::Failed(message) => Err(Failed::from(message)),
+                }
+            });
+            trial.with_ignored_flag(skip.is_some())
+        })
+        .collect();
+    libtest_mimic::run(&arguments, trials).exit_code()
 }
