@@ -1,1 +1,248 @@
-//! Bento driver for Redis / Valkey (not yet implemented).
+//! # bento-driver-redis
+//!
+//! Bento's Redis / Valkey driver plugin: the driver contract (SPEC §3) over
+//! redis-rs with tokio, usable as the remote (L2) layer. Stored keys are
+//! `prefix:key`, the layout BentoCache 1.x uses (`bentocache:user:1`), and
+//! values are stored as raw bytes, so a Node service on BentoCache and a
+//! Rust service on Bento can share one Redis. The driver never looks inside
+//! values; entry encoding, grace periods and tags belong to the host.
+//!
+//! Commands: `SET key value PX ms` (plain `SET` without a TTL; Redis
+//! expires natively, so `prune` is a no-op), `GET`, `GETDEL` for `pull`
+//! (Redis ≥ 6.2), `EXISTS`, `UNLINK` for deletes, `MGET` and a pipeline for
+//! the batch forms. `clear()` walks `SCAN MATCH <escaped prefix>:* COUNT
+//! 1000` and `UNLINK`s each batch; with the empty prefix the driver owns the
+//! whole database and `clear()` is `FLUSHDB`.
+//!
+//! Connections: one auto-reconnecting multiplexed connection
+//! (`ConnectionManager`) shared by a handle and all its namespaces, or, with
+//! the `cluster` option, a Redis Cluster connection: `clear()` then scans
+//! every primary, and multi-key commands are split per slot so they never
+//! fail with `CROSSSLOT`. Every round trip is bounded by
+//! `connection_timeout_ms + response_timeout_ms`, so a vanished server gives
+//! a `Connection` or `Timeout` error, never a hang.
+//!
+//! Options (JSON): see [`RedisOptions`]. Not for: pub/sub (the `redis-bus`
+//! plugin), Sentinel, or use as an L1.
+
+mod connection;
+mod glob;
+mod options;
+
+pub use connection::{error_kind, NodeAddress};
+pub use glob::escape_glob;
+pub use options::{RedisOptions, Topology, DEFAULT_URL};
+
+use bento_plugin_api::{CacheDriver, DriverConfig, DriverResult, Prefix, SetItem};
+use connection::{Connection, Context};
+use redis::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How many keys one `SCAN` step asks for during `clear()`; each step's
+/// keys are removed with one `UNLINK`.
+const SCAN_BATCH: usize = 1000;
+
+/// A Redis driver handle: a key prefix over the connection it shares with
+/// its root handle and sibling namespaces.
+pub struct RedisDriver {
+    connection: Arc<Connection>,
+    prefix: Prefix,
+}
+
+/// `SET key value [PX ms]`, with the TTL rounded up to whole milliseconds.
+fn set_command(key: &str, value: &[u8], ttl: Option<Duration>) -> redis::Cmd {
+    let mut command = redis::cmd("SET");
+    command.arg(key).arg(value);
+    if let Some(ttl) = ttl {
+        command.arg("PX").arg(ttl_millis(ttl));
+    }
+    command
+}
+
+/// `ttl` in whole milliseconds, rounded up and at least 1 (Redis rejects
+/// `PX 0`, and a TTL must never mean "forever").
+fn ttl_millis(ttl: Duration) -> u64 {
+    let millis = ttl.as_nanos().div_ceil(1_000_000).max(1);
+    u64::try_from(millis).unwrap_or(u64::MAX)
+}
+
+impl RedisDriver {
+    fn key(&self, key: &str) -> String {
+        self.prefix.key(key)
+    }
+
+    fn command_with_keys(&self, name: &str, keys: &[String]) -> redis::Cmd {
+        let mut command = redis::cmd(name);
+        for key in keys {
+            command.arg(self.key(key));
+        }
+        command
+    }
+
+    async fn set_one(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> DriverResult<bool> {
+        let stored_key = self.key(key);
+        let reply: Value =
+            self.connection.query(&set_command(&stored_key, value, ttl), Context::key("SET", &stored_key)).await?;
+        Ok(is_ok(&reply))
+    }
+
+    /// `SCAN` one server (or one cluster primary) for keys under this
+    /// handle's prefix and `UNLINK` them batch by batch.
+    async fn clear_node(&self, node: Option<&NodeAddress>, pattern: &str, scope: &[u8]) -> DriverResult<()> {
+        let mut cursor: u64 = 0;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(SCAN_BATCH);
+            let context = Context::key("SCAN", pattern);
+            let (next, mut keys): (u64, Vec<Vec<u8>>) = match node {
+                Some(node) => self.connection.query_node(node, scan, context).await?,
+                None => self.connection.query(&scan, context).await?,
+            };
+            // MATCH already filters; this guards against a server whose
+            // glob dialect differs (the prefix must match exactly).
+            keys.retain(|key| key.starts_with(scope));
+            if !keys.is_empty() {
+                let mut unlink = redis::cmd("UNLINK");
+                unlink.arg(keys);
+                self.connection.query::<u64>(&unlink, Context::key("UNLINK", pattern)).await?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+}
+
+impl CacheDriver for RedisDriver {
+    type Options = RedisOptions;
+
+    async fn connect(options: RedisOptions, config: DriverConfig) -> DriverResult<Self> {
+        let connection = Connection::open(&options).await?;
+        Ok(RedisDriver { connection: Arc::new(connection), prefix: Prefix::new(&config.prefix) })
+    }
+
+    fn namespace(&self, namespace: &str) -> DriverResult<Self> {
+        // Refuse to hand out handles on a closed connection.
+        self.connection.is_cluster()?;
+        Ok(RedisDriver { connection: self.connection.clone(), prefix: self.prefix.namespace(namespace) })
+    }
+
+    async fn get(&self, key: &str) -> DriverResult<Option<Vec<u8>>> {
+        let key = self.key(key);
+        let mut command = redis::cmd("GET");
+        command.arg(&key);
+        self.connection.query(&command, Context::key("GET", &key)).await
+    }
+
+    async fn pull(&self, key: &str) -> DriverResult<Option<Vec<u8>>> {
+        let key = self.key(key);
+        let mut command = redis::cmd("GETDEL");
+        command.arg(&key);
+        self.connection.query(&command, Context::key("GETDEL", &key)).await
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> DriverResult<bool> {
+        self.set_one(key, &value, ttl).await
+    }
+
+    async fn has(&self, key: &str) -> DriverResult<bool> {
+        let key = self.key(key);
+        let mut command = redis::cmd("EXISTS");
+        command.arg(&key);
+        let count: u64 = self.connection.query(&command, Context::key("EXISTS", &key)).await?;
+        Ok(count > 0)
+    }
+
+    async fn delete(&self, key: &str) -> DriverResult<bool> {
+        let key = self.key(key);
+        let mut command = redis::cmd("UNLINK");
+        command.arg(&key);
+        let removed: u64 = self.connection.query(&command, Context::key("UNLINK", &key)).await?;
+        Ok(removed > 0)
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> DriverResult<u64> {
+        if keys.is_empty() {
+            self.connection.is_cluster()?;
+            return Ok(0);
+        }
+        let command = self.command_with_keys("UNLINK", keys);
+        self.connection.query(&command, Context::command("UNLINK")).await
+    }
+
+    async fn get_many(&self, keys: &[String]) -> DriverResult<Vec<Option<Vec<u8>>>> {
+        if keys.is_empty() {
+            self.connection.is_cluster()?;
+            return Ok(Vec::new());
+        }
+        let command = self.command_with_keys("MGET", keys);
+        self.connection.query(&command, Context::command("MGET")).await
+    }
+
+    async fn set_many(&self, items: Vec<SetItem>) -> DriverResult<bool> {
+        if self.connection.is_cluster()? {
+            // A pipeline must stay within one slot in a cluster; the
+            // cluster connection multiplexes these concurrent SETs anyway.
+            let sets = items.iter().map(|item| self.set_one(&item.key, &item.value, item.ttl));
+            let stored = futures::future::try_join_all(sets).await?;
+            return Ok(stored.into_iter().all(|ok| ok));
+        }
+        if items.is_empty() {
+            return Ok(true);
+        }
+        let mut pipeline = redis::pipe();
+        for item in &items {
+            pipeline.add_command(set_command(&self.key(&item.key), &item.value, item.ttl));
+        }
+        let replies: Vec<Value> = self.connection.pipeline(&pipeline, Context::command("SET (pipeline)")).await?;
+        Ok(replies.len() == items.len() && replies.iter().all(is_ok))
+    }
+
+    async fn clear(&self) -> DriverResult<()> {
+        if self.prefix.is_empty() {
+            // The driver owns the whole database (in a cluster, redis-rs
+            // sends FLUSHDB to every primary).
+            let command = redis::cmd("FLUSHDB");
+            return self.connection.query::<()>(&command, Context::command("FLUSHDB")).await;
+        }
+        let scope = self.prefix.scope();
+        let pattern = format!("{}*", escape_glob(&scope));
+        let primaries = self.connection.primaries().await?;
+        if primaries.is_empty() {
+            return self.clear_node(None, &pattern, scope.as_bytes()).await;
+        }
+        let per_node = primaries.iter().map(|node| self.clear_node(Some(node), &pattern, scope.as_bytes()));
+        futures::future::try_join_all(per_node).await.map(drop)
+    }
+
+    async fn disconnect(&self) -> DriverResult<()> {
+        self.connection.close();
+        Ok(())
+    }
+}
+
+/// `true` for the reply of a successful `SET`.
+fn is_ok(reply: &Value) -> bool {
+    matches!(reply, Value::Okay) || matches!(reply, Value::SimpleString(text) if text == "OK")
+}
+
+bento_plugin_api::export_plugin! {
+    name: "redis",
+    layers: [remote],
+    driver: RedisDriver,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_rounds_up_to_milliseconds() {
+        assert_eq!(ttl_millis(Duration::from_millis(100)), 100);
+        assert_eq!(ttl_millis(Duration::from_micros(100_001)), 101);
+        assert_eq!(ttl_millis(Duration::from_nanos(1)), 1);
+        assert_eq!(ttl_millis(Duration::ZERO), 1);
+    }
+}
