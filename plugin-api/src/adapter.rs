@@ -13,6 +13,7 @@ use crate::runtime::{Guarded, PluginRuntime};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
 use async_ffi::FutureExt as _;
+use futures::FutureExt as _;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -22,13 +23,21 @@ fn run<T: 'static, F>(needs_runtime: bool, future: F) -> FfiFut<T>
 where
     F: Future<Output = DriverResult<T>> + Send + 'static,
 {
-    let runtime = if needs_runtime {
-        match PluginRuntime::handle() {
-            Ok(handle) => Some(handle),
-            Err(error) => return async move { RResult::RErr(error.into()) }.into_ffi(),
+    if !needs_runtime {
+        // The lean path for drivers that never touch tokio: no runtime
+        // context, no extra allocation; panics still become errors.
+        return async move {
+            match AssertUnwindSafe(future).catch_unwind().await {
+                Ok(Ok(value)) => RResult::ROk(value),
+                Ok(Err(error)) => RResult::RErr(error.into()),
+                Err(payload) => RResult::RErr(DriverError::from_panic(payload).into()),
+            }
         }
-    } else {
-        None
+        .into_ffi();
+    }
+    let runtime = match PluginRuntime::handle() {
+        Ok(handle) => handle,
+        Err(error) => return async move { RResult::RErr(error.into()) }.into_ffi(),
     };
     let guarded = Guarded::new(runtime, future);
     async move {

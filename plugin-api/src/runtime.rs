@@ -49,15 +49,15 @@ impl PluginRuntime {
     }
 }
 
-/// Polls `inner` inside the plugin runtime's context (when given one) and
-/// turns a panic during any poll into a `Panicked` error.
+/// Polls `inner` inside the plugin runtime's context and turns a panic
+/// during any poll into a `Panicked` error.
 pub(crate) struct Guarded<F> {
-    runtime: Option<&'static Handle>,
+    runtime: &'static Handle,
     inner: Option<Pin<Box<F>>>,
 }
 
 impl<F> Guarded<F> {
-    pub(crate) fn new(runtime: Option<&'static Handle>, inner: F) -> Self {
+    pub(crate) fn new(runtime: &'static Handle, inner: F) -> Self {
         Guarded { runtime, inner: Some(Box::pin(inner)) }
     }
 }
@@ -70,7 +70,7 @@ impl<T, F: Future<Output = Result<T, DriverError>>> Future for Guarded<F> {
         let Some(inner) = self.inner.as_mut() else {
             return Poll::Ready(Err(DriverError::new(crate::ErrorKind::PANICKED, "future polled after it panicked")));
         };
-        let _context = runtime.map(Handle::enter);
+        let _context = runtime.enter();
         match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
             Ok(poll) => poll,
             Err(payload) => {
@@ -89,7 +89,7 @@ impl<F> Drop for Guarded<F> {
         // Tokio resources deregister from their reactor on drop; do it in
         // the plugin runtime's context, and never let a panic escape.
         if let Some(inner) = self.inner.take() {
-            let _context = self.runtime.map(Handle::enter);
+            let _context = self.runtime.enter();
             let _ = catch_unwind(AssertUnwindSafe(move || drop(inner)));
         }
     }

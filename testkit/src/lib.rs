@@ -30,7 +30,14 @@ pub fn plugin_dir() -> PathBuf {
 pub fn plugin_path(crate_name: &str) -> PathBuf {
     let stem = crate_name.replace('-', "_");
     let file = format!("{}{stem}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
-    let path = plugin_dir().join(file);
+    let dir = plugin_dir();
+    // Cargo uplifts a cdylib into the profile directory when it is built as
+    // a root; when it is only a dependency of the test (an rlib use), the
+    // .so stays in deps/ under the same unhashed name.
+    let path = [dir.join(&file), dir.join("deps").join(&file)]
+        .into_iter()
+        .find(|path| path.exists())
+        .unwrap_or_else(|| dir.join(&file));
     assert!(
         path.exists(),
         "plugin {} is not built at {}: run `cargo build --workspace` with the same profile first \
