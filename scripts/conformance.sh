@@ -7,8 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-profile_flag=(--release)
-target_dir="${CARGO_TARGET_DIR:-target}/release"
+# BENTO_PROFILE=debug reuses a debug build (CI builds debug for the tests).
+profile="${BENTO_PROFILE:-release}"
+if [ "$profile" = release ]; then profile_flag=(--release); else profile_flag=(); fi
+target_dir="${CARGO_TARGET_DIR:-target}/$profile"
 
 plugins=(bento-driver-memory bento-driver-file bento-driver-sqlite)
 if [ "${1:-}" = "--all" ]; then
@@ -17,7 +19,7 @@ fi
 
 build_args=(-p bento-conformance)
 for p in "${plugins[@]}"; do build_args+=(-p "$p"); done
-cargo build "${profile_flag[@]}" "${build_args[@]}"
+cargo build ${profile_flag[@]+"${profile_flag[@]}"} "${build_args[@]}"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
