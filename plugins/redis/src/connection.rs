@@ -182,11 +182,9 @@ async fn bounded<T>(
     match tokio::time::timeout(deadline, request).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(to_driver_error(error, context)),
-        Err(_) => Err(DriverError::timeout(format!(
-            "{}: no answer within {} ms",
-            describe(context),
-            deadline.as_millis()
-        ))),
+        Err(_) => {
+            Err(DriverError::timeout(format!("{}: no answer within {} ms", describe(context), deadline.as_millis())))
+        }
     }
 }
 

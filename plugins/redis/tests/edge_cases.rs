@@ -16,11 +16,7 @@ fn driver(runtime: &tokio::runtime::Runtime, prefix: &str) -> Option<Driver> {
     let url = require(Service::Redis, "redis edge cases")?;
     let plugin = Plugin::load(plugin_path("bento-driver-redis")).expect("the redis plugin loads");
     let options = serde_json::json!({ "url": url }).to_string();
-    Some(
-        runtime
-            .block_on(plugin.create_driver(&options, DriverOptions::with_prefix(prefix)))
-            .expect("driver connects"),
-    )
+    Some(runtime.block_on(plugin.create_driver(&options, DriverOptions::with_prefix(prefix))).expect("driver connects"))
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -34,8 +30,19 @@ fn hostile_keys_round_trip_without_colliding() {
     runtime.block_on(async {
         let long = "k".repeat(1024);
         let keys = [
-            "a/b", "a\\b", "../../etc/passwd", "nul\0byte", "new\nline", "quo\"te's", "sp ace", "emoji 🦀", "*", "?",
-            "[x]", "", &long,
+            "a/b",
+            "a\\b",
+            "../../etc/passwd",
+            "nul\0byte",
+            "new\nline",
+            "quo\"te's",
+            "sp ace",
+            "emoji 🦀",
+            "*",
+            "?",
+            "[x]",
+            "",
+            &long,
         ];
         for (i, key) in keys.iter().enumerate() {
             assert!(driver.set(key, format!("v{i}").into_bytes(), None).await.unwrap(), "set {key:?}");
@@ -111,7 +118,11 @@ fn batches_ttl_and_disconnect() {
     let Some(driver) = driver(&runtime, &prefix("batch")) else { return };
     runtime.block_on(async {
         let items: Vec<SetItem> = (0..50)
-            .map(|i| SetItem { key: format!("k{i}"), value: vec![i as u8], ttl: (i % 2 == 0).then_some(Duration::from_secs(60)) })
+            .map(|i| SetItem {
+                key: format!("k{i}"),
+                value: vec![i as u8],
+                ttl: (i % 2 == 0).then_some(Duration::from_secs(60)),
+            })
             .collect();
         assert!(driver.set_many(items).await.unwrap());
         let keys: Vec<String> = (0..52).map(|i| format!("k{i}")).collect();
