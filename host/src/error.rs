@@ -2,6 +2,11 @@
 
 use bento_plugin_api::DriverError;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A type-erased error, as returned by factories and serializers.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong in `bento`.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +70,69 @@ pub enum Error {
         /// The requested name.
         name: String,
     },
+    /// The factory of `get_or_set` failed (or panicked). `background` is
+    /// true when nobody was waiting for it any more (stale-while-revalidate,
+    /// soft or hard timeout); such errors reach only `on_factory_error`.
+    #[error("factory for key `{key}` failed{}: {source}", if *.background { " in the background" } else { "" })]
+    Factory {
+        /// The key being computed.
+        key: String,
+        /// What the factory returned.
+        source: Arc<dyn std::error::Error + Send + Sync + 'static>,
+        /// True when the caller had already been answered.
+        background: bool,
+    },
+    /// The factory did not finish within `hard_timeout`; it keeps running
+    /// and its value is cached when it finishes.
+    #[error("factory for key `{key}` did not finish within the hard timeout of {timeout:?}")]
+    HardTimeout {
+        /// The key being computed.
+        key: String,
+        /// The configured hard timeout.
+        timeout: Duration,
+    },
+    /// Internal: the soft timeout elapsed (a stale value is served instead).
+    #[error("factory for key `{key}` did not finish within the soft timeout of {timeout:?}")]
+    SoftTimeout {
+        /// The key being computed.
+        key: String,
+        /// The configured soft timeout.
+        timeout: Duration,
+    },
+    /// Waiting for another caller computing the same key took longer than
+    /// `lock_timeout`, and no graced value could be served.
+    #[error("waited longer than {timeout:?} for the lock on key `{key}`")]
+    LockTimeout {
+        /// The full key.
+        key: String,
+        /// The configured lock timeout.
+        timeout: Duration,
+    },
+    /// The L2 driver failed (and `suppress_l2_errors` is off).
+    #[error("L2 error on `{key}`: {source}")]
+    L2 {
+        /// The key (or namespace for clear/prune) involved.
+        key: String,
+        /// The driver's error.
+        source: DriverError,
+    },
+    /// A value could not be serialized or deserialized.
+    #[error("cannot (de)serialize the entry of `{key}`: {source}")]
+    Serialization {
+        /// The key involved.
+        key: String,
+        /// The serializer's error.
+        source: BoxError,
+    },
+    /// `use_store` named a store that was not configured.
+    #[error("no store named `{name}`")]
+    UnknownStore {
+        /// The requested name.
+        name: String,
+    },
+    /// A configuration file could not be parsed.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// Options were invalid (plugin options are reported by the plugin).
     #[error("invalid options: {0}")]
     InvalidOptions(String),

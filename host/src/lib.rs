@@ -19,12 +19,43 @@
 //! unloaded safely, so once loaded it stays mapped for the life of the
 //! process (loading the same file again returns the same [`Plugin`]).
 
+mod bento;
 pub mod bus;
+mod cache;
 mod driver;
+pub mod entry;
 mod error;
+mod events;
+mod factory;
+mod get_or_set;
+mod l1;
+mod l2;
+mod locks;
+pub mod notify;
+mod ops;
+pub mod options;
 mod plugin;
+pub mod serializer;
+mod store;
+mod tags;
+mod telemetry;
+mod verbs;
 
-pub use bento_plugin_api::{DriverError, ErrorKind};
+pub use bento::{Bento, BentoBuilder, DEFAULT_STORE};
+pub use bento_plugin_api::{DriverError, ErrorKind, SetItem};
+pub use cache::{Cache, CacheValue};
 pub use driver::{Bus, Driver, DriverOptions};
-pub use error::Error;
+pub use entry::Entry;
+pub use error::{BoxError, Error};
+pub use events::{CacheEvent, Layer};
+pub use factory::{FactoryContext, FactoryFailed, FactoryWriteOptions};
+pub use get_or_set::Factory;
+pub use l1::L1Options;
+pub use l2::L2Driver;
+pub use notify::{Change, ChangeKind, Notifier};
+pub use ops::{CacheFuture, Get, GetOrSet, Set};
+pub use options::CacheOptions;
 pub use plugin::{plugin_file_name, Plugin, PluginInfo, PluginSet};
+pub use serializer::{JsonSerializer, Serializer};
+pub use store::{FactoryErrorHook, Store, StoreBuilder};
+pub use tags::{HARD_TAG_PREFIX, SOFT_TAG_PREFIX};

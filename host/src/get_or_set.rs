@@ -1,0 +1,290 @@
+//! `get_or_set`: the stampede-protected read-through path (SPEC §5).
+//!
+//! 1. L1 fresh → return, no lock (done synchronously in `ops.rs`).
+//! 2. Take the per-key lock (full key, shared by every handle of the
+//!    store). With a graced value and a soft timeout the wait is bounded by
+//!    it (zero = stale-while-revalidate: a busy lock means a refresh is
+//!    already running, so serve stale at once).
+//! 3. In a spawned task that owns the lock: re-check L1, read L2, else run
+//!    the factory once and write L1 → L2 → bus. The task always finishes,
+//!    so a soft or hard timeout, or a caller that gives up, never loses the
+//!    factory's value, and the lock is released on every path (drop).
+//! 4. The caller waits for the task within the soft / hard timeout, and
+//!    falls back to the graced value on timeout or factory error.
+
+use crate::cache::{Cache, CacheValue, Lookup};
+use crate::entry::{ms_after, now_ms, Entry};
+use crate::error::{BoxError, Error};
+use crate::events::Layer;
+use crate::factory::FactoryContext;
+use crate::options::{CacheOptions, Settings};
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tracing::Instrument;
+
+/// A value factory: any `FnOnce(FactoryContext<T>) -> impl Future<Output =
+/// Result<T, E>>` that is `Send + 'static` (it may finish in the
+/// background), where `E` converts into a boxed error.
+///
+/// ```
+/// # async fn demo(cache: bento::Cache) -> Result<(), bento::Error> {
+/// let name: String = cache
+///     .get_or_set("user:1", |_ctx| async { Ok::<_, bento::BoxError>("Ada".to_string()) })
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub trait Factory<T>: Send + 'static {
+    /// Run the factory.
+    fn call(self, context: FactoryContext<T>) -> BoxFuture<'static, Result<T, BoxError>>;
+}
+
+impl<T, F, Fut, E> Factory<T> for F
+where
+    T: Send + Sync + 'static,
+    F: FnOnce(FactoryContext<T>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    E: Into<BoxError> + 'static,
+{
+    fn call(self, context: FactoryContext<T>) -> BoxFuture<'static, Result<T, BoxError>> {
+        Box::pin(async move { self(context).await.map_err(Into::into) })
+    }
+}
+
+/// What the refresh task found or made.
+enum Outcome<T> {
+    Hit(T, Layer),
+    Computed(T),
+    /// The factory failed; this graced value is served instead.
+    Graced(T, Layer),
+    Failed(Error),
+}
+
+impl Cache {
+    pub(crate) async fn get_or_set_slow<T: CacheValue, F: Factory<T>>(
+        &self,
+        key: &str,
+        factory: F,
+        options: CacheOptions,
+        tags: Vec<String>,
+    ) -> Result<T, Error> {
+        let settings = self.settings_with(&options)?;
+        let span = tracing::debug_span!("bento.get_or_set", store = %self.inner.core.name, key);
+        self.get_or_set_locked(key, factory, settings, tags).instrument(span).await
+    }
+
+    async fn get_or_set_locked<T: CacheValue, F: Factory<T>>(
+        &self,
+        key: &str,
+        factory: F,
+        settings: Settings,
+        tags: Vec<String>,
+    ) -> Result<T, Error> {
+        let started = Instant::now();
+        let force_fresh = settings.force_fresh;
+        // A stale L1 copy within grace, known before waiting for anyone.
+        let mut graced: Option<(Entry<T>, Layer)> = None;
+        if self.inner.l1.is_some() {
+            if let Lookup::Stale(entry, layer) = self.lookup_l1::<T>(key, &settings).await? {
+                graced = Some((entry, layer));
+            }
+        }
+        let soft_timeout = settings.timeout.filter(|_| graced.is_some() && !force_fresh);
+
+        let lock_wait = match (soft_timeout, settings.lock_timeout) {
+            (Some(soft), Some(lock)) => Some(soft.min(lock)),
+            (soft, lock) => soft.or(lock),
+        };
+        let full_key = self.full_key(key);
+        let locks = &self.inner.core.locks;
+        let guard = match lock_wait {
+            Some(Duration::ZERO) => locks.try_acquire(&full_key),
+            wait => locks.acquire(&full_key, wait).await,
+        };
+        let Some(guard) = guard else {
+            return match graced {
+                Some((entry, layer)) => Ok(self.serve_graced(key, entry, layer)),
+                None => Err(Error::LockTimeout { key: full_key, timeout: lock_wait.unwrap_or_default() }),
+            };
+        };
+
+        let (sender, receiver) = oneshot::channel();
+        let task = self.clone();
+        let task_key: Arc<str> = Arc::from(key);
+        let task_settings = settings.clone();
+        let task_graced = graced.clone();
+        let span = tracing::Span::current();
+        tokio::spawn(
+            async move {
+                let outcome = task.refresh(task_key, factory, task_settings, tags, task_graced, &sender).await;
+                drop(guard);
+                let _ = sender.send(outcome);
+            }
+            .instrument(span),
+        );
+
+        if soft_timeout == Some(Duration::ZERO) {
+            let (entry, layer) = graced.expect("soft timeout is only set with a graced value");
+            return Ok(self.serve_graced(key, entry, layer));
+        }
+        let soft_left = soft_timeout.map(|soft| soft.saturating_sub(started.elapsed()));
+        let hard_left = settings.hard_timeout.map(|hard| hard.saturating_sub(started.elapsed()));
+        let soft_sleep = sleep_or_never(soft_left);
+        let hard_sleep = sleep_or_never(hard_left);
+        let outcome = tokio::select! {
+            outcome = receiver => outcome,
+            _ = soft_sleep => {
+                let (entry, layer) = graced.expect("soft timeout is only set with a graced value");
+                return Ok(self.serve_graced(key, entry, layer));
+            }
+            _ = hard_sleep => {
+                return Err(Error::HardTimeout { key: key.to_string(), timeout: settings.hard_timeout.unwrap_or_default() });
+            }
+        };
+        match outcome {
+            Ok(Outcome::Hit(value, layer)) => {
+                self.record_hit(key, layer, false);
+                Ok(value)
+            }
+            Ok(Outcome::Computed(value)) => Ok(value),
+            Ok(Outcome::Graced(value, layer)) => {
+                self.record_hit(key, layer, true);
+                Ok(value)
+            }
+            Ok(Outcome::Failed(error)) => Err(error),
+            Err(_) => Err(Error::Factory {
+                key: key.to_string(),
+                source: Arc::from(BoxError::from("the refresh task was cancelled")),
+                background: false,
+            }),
+        }
+    }
+
+    fn serve_graced<T>(&self, key: &str, entry: Entry<T>, layer: Layer) -> T {
+        self.record_hit(key, layer, true);
+        entry.value
+    }
+
+    /// L1 only: fresh, stale-within-grace, or missing.
+    pub(crate) async fn lookup_l1<T: CacheValue>(&self, key: &str, settings: &Settings) -> Result<Lookup<T>, Error> {
+        let Some(l1) = &self.inner.l1 else { return Ok(Lookup::Missing) };
+        let Some(entry) = l1.get(key) else { return Ok(Lookup::Missing) };
+        let Some(value) = entry.downcast::<T>() else { return Ok(Lookup::Missing) };
+        let state = self.tag_state(entry.tags(), entry.created_at, settings).await?;
+        if state == crate::tags::TagState::Deleted {
+            return Ok(Lookup::Missing);
+        }
+        let mut found = Entry {
+            value,
+            logical_expiration: entry.logical_expiration(),
+            tags: entry.tags().to_vec(),
+            created_at: entry.created_at,
+        };
+        state.apply_to(&mut found);
+        let now = now_ms();
+        if !found.is_expired(now) {
+            return Ok(Lookup::Fresh(found.value, Layer::L1));
+        }
+        Ok(if crate::cache::within_grace(&found, settings, now) {
+            Lookup::Stale(found, Layer::L1)
+        } else {
+            Lookup::Missing
+        })
+    }
+
+    /// The body of the refresh task (runs with the lock held).
+    async fn refresh<T: CacheValue, F: Factory<T>>(
+        &self,
+        key: Arc<str>,
+        factory: F,
+        settings: Settings,
+        tags: Vec<String>,
+        mut graced: Option<(Entry<T>, Layer)>,
+        waiter: &oneshot::Sender<Outcome<T>>,
+    ) -> Outcome<T> {
+        match self.lookup::<T>(&key, &settings).await {
+            Ok(Lookup::Fresh(value, layer)) if !settings.force_fresh => return Outcome::Hit(value, layer),
+            Ok(Lookup::Stale(entry, layer)) => {
+                if graced.as_ref().is_none_or(|(old, _)| entry.created_at >= old.created_at) {
+                    graced = Some((entry, layer));
+                }
+            }
+            Ok(_) => {}
+            Err(error) => return Outcome::Failed(error),
+        }
+        self.record_miss(&key);
+        let context = FactoryContext::new(key.clone(), graced.as_ref().map(|(entry, _)| entry.clone()));
+        let started = Instant::now();
+        let result = AssertUnwindSafe(factory.call(context.clone())).catch_unwind().await;
+        self.inner.core.metrics.factory_seconds.record(started.elapsed().as_secs_f64());
+        let result = result.unwrap_or_else(|panic| Err(panic_message(panic).into()));
+        match result {
+            Ok(value) => {
+                let requests = context.requests();
+                if requests.skip {
+                    return Outcome::Computed(value);
+                }
+                let mut write = settings.clone();
+                write.ttl = requests.ttl.unwrap_or(settings.ttl);
+                write.skip_l2_write |= requests.skip_l2_write;
+                write.skip_bus_notify |= requests.skip_bus_notify;
+                let tags = requests.tags.unwrap_or(tags);
+                match self.write(&key, value.clone(), tags, &write).await {
+                    Ok(_) => Outcome::Computed(value),
+                    Err(error) => {
+                        tracing::warn!(key = %key, %error, "factory value could not be written");
+                        Outcome::Failed(error)
+                    }
+                }
+            }
+            Err(source) => {
+                let background = waiter.is_closed();
+                let error = Error::Factory { key: key.to_string(), source: Arc::from(source), background };
+                tracing::debug!(key = %key, %error, "factory failed");
+                if let Some(hook) = &self.inner.core.on_factory_error {
+                    hook(&error);
+                }
+                match graced.filter(|_| !settings.force_fresh) {
+                    Some((entry, layer)) => {
+                        let value = entry.value.clone();
+                        self.apply_backoff(&key, entry, &settings).await;
+                        Outcome::Graced(value, layer)
+                    }
+                    None => Outcome::Failed(error),
+                }
+            }
+        }
+    }
+
+    /// The factory failed and a graced value is served: it is fresh again
+    /// until now + backoff (from now — BentoCache adds to the old expiry).
+    async fn apply_backoff<T: CacheValue>(&self, key: &str, mut entry: Entry<T>, settings: &Settings) {
+        entry.logical_expiration = Some(ms_after(now_ms(), settings.grace_backoff));
+        let mut quiet = settings.clone();
+        quiet.skip_bus_notify = true;
+        quiet.suppress_l2_errors = true;
+        if let Err(error) = self.store_entry(key, &entry, &quiet).await {
+            tracing::warn!(key, %error, "grace backoff could not be written");
+        }
+    }
+}
+
+async fn sleep_or_never(duration: Option<Duration>) {
+    match duration {
+        Some(duration) => tokio::time::sleep(duration).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    format!("factory panicked: {text}")
+}

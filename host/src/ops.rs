@@ -1,0 +1,235 @@
+//! Operation builders: `cache.get_or_set(key, factory).ttl(..).grace(..).await`.
+//! Each builder collects per-operation [`CacheOptions`] and is awaited
+//! through `IntoFuture`. `get` and `get_or_set` answer an L1 hit before
+//! allocating anything ([`CacheFuture`] is then already complete).
+
+use crate::cache::{Cache, CacheValue};
+use crate::error::Error;
+use crate::get_or_set::Factory;
+use crate::options::CacheOptions;
+use futures::future::BoxFuture;
+use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// The future of a cache operation: complete at once on an L1 hit,
+/// otherwise the boxed slow path.
+#[must_use = "futures do nothing unless awaited"]
+pub struct CacheFuture<'a, T> {
+    state: FutureState<'a, T>,
+}
+
+enum FutureState<'a, T> {
+    Ready(Option<Result<T, Error>>),
+    Pending(BoxFuture<'a, Result<T, Error>>),
+}
+
+impl<'a, T> CacheFuture<'a, T> {
+    pub(crate) fn ready(result: Result<T, Error>) -> Self {
+        CacheFuture { state: FutureState::Ready(Some(result)) }
+    }
+
+    pub(crate) fn pending(future: impl Future<Output = Result<T, Error>> + Send + 'a) -> Self {
+        CacheFuture { state: FutureState::Pending(Box::pin(future)) }
+    }
+}
+
+// The value is moved out, never pinned in place.
+impl<T> Unpin for CacheFuture<'_, T> {}
+
+impl<T> Future for CacheFuture<'_, T> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().state {
+            FutureState::Ready(result) => Poll::Ready(result.take().expect("CacheFuture polled after completion")),
+            FutureState::Pending(future) => future.as_mut().poll(context),
+        }
+    }
+}
+
+macro_rules! option_setters {
+    () => {
+        /// Logical TTL of the value.
+        pub fn ttl(mut self, ttl: Duration) -> Self {
+            self.options = self.options.ttl(ttl);
+            self
+        }
+
+        /// The value never expires logically.
+        pub fn forever(mut self) -> Self {
+            self.options = self.options.forever();
+            self
+        }
+
+        /// Enable grace for this long.
+        pub fn grace(mut self, grace: Duration) -> Self {
+            self.options = self.options.grace(grace);
+            self
+        }
+
+        /// Disable grace.
+        pub fn no_grace(mut self) -> Self {
+            self.options = self.options.no_grace();
+            self
+        }
+
+        /// Grace backoff after a failed refresh.
+        pub fn grace_backoff(mut self, backoff: Duration) -> Self {
+            self.options = self.options.grace_backoff(backoff);
+            self
+        }
+
+        /// Skip the L2 write.
+        pub fn skip_l2_write(mut self) -> Self {
+            self.options = self.options.skip_l2_write(true);
+            self
+        }
+
+        /// Skip the bus notification.
+        pub fn skip_bus_notify(mut self) -> Self {
+            self.options = self.options.skip_bus_notify(true);
+            self
+        }
+
+        /// Whether L2 errors are logged and ignored.
+        pub fn suppress_l2_errors(mut self, suppress: bool) -> Self {
+            self.options = self.options.suppress_l2_errors(suppress);
+            self
+        }
+
+        /// Layer a whole option set over what was set so far.
+        pub fn options(mut self, options: CacheOptions) -> Self {
+            self.options = options.over(&self.options);
+            self
+        }
+    };
+}
+
+/// `cache.get(key)`: the value (fresh, or graced when grace is enabled).
+#[must_use = "awaiting it runs the operation"]
+pub struct Get<'a, T> {
+    pub(crate) cache: &'a Cache,
+    pub(crate) key: &'a str,
+    pub(crate) options: CacheOptions,
+    pub(crate) value: PhantomData<fn() -> T>,
+}
+
+impl<T> Get<'_, T> {
+    option_setters!();
+}
+
+impl<'a, T: CacheValue> IntoFuture for Get<'a, T> {
+    type Output = Result<Option<T>, Error>;
+    type IntoFuture = CacheFuture<'a, Option<T>>;
+
+    #[inline]
+    fn into_future(self) -> Self::IntoFuture {
+        if let Some(value) = self.cache.l1_fresh::<T>(self.key) {
+            return CacheFuture::ready(Ok(Some(value)));
+        }
+        CacheFuture::pending(self.cache.get_slow(self.key, self.options))
+    }
+}
+
+/// `cache.get_or_set(key, factory)`.
+#[must_use = "awaiting it runs the operation"]
+pub struct GetOrSet<'a, T, F> {
+    pub(crate) cache: &'a Cache,
+    pub(crate) key: &'a str,
+    pub(crate) factory: F,
+    pub(crate) options: CacheOptions,
+    pub(crate) tags: Vec<String>,
+    pub(crate) value: PhantomData<fn() -> T>,
+}
+
+impl<T, F> GetOrSet<'_, T, F> {
+    option_setters!();
+
+    /// Soft timeout (zero = stale-while-revalidate).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options = self.options.timeout(timeout);
+        self
+    }
+
+    /// Wait for the factory however long it takes, even with a graced value.
+    pub fn no_timeout(mut self) -> Self {
+        self.options = self.options.no_timeout();
+        self
+    }
+
+    /// Fail with `Error::HardTimeout` after this long.
+    pub fn hard_timeout(mut self, timeout: Duration) -> Self {
+        self.options = self.options.hard_timeout(timeout);
+        self
+    }
+
+    /// Maximum wait for another caller computing the same key.
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.options = self.options.lock_timeout(timeout);
+        self
+    }
+
+    /// Run the factory even if a fresh value exists.
+    pub fn force_fresh(mut self) -> Self {
+        self.options = self.options.force_fresh(true);
+        self
+    }
+
+    /// Tags of the computed value.
+    pub fn tags<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tags: I) -> Self {
+        self.tags = tags.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+impl<'a, T: CacheValue, F: Factory<T>> IntoFuture for GetOrSet<'a, T, F> {
+    type Output = Result<T, Error>;
+    type IntoFuture = CacheFuture<'a, T>;
+
+    #[inline]
+    fn into_future(self) -> Self::IntoFuture {
+        let force_fresh = self.options.force_fresh.unwrap_or(self.cache.settings().force_fresh);
+        if !force_fresh {
+            if let Some(value) = self.cache.l1_fresh::<T>(self.key) {
+                return CacheFuture::ready(Ok(value));
+            }
+        }
+        CacheFuture::pending(self.cache.get_or_set_slow(self.key, self.factory, self.options, self.tags))
+    }
+}
+
+/// `cache.set(key, value)`: true when stored.
+#[must_use = "awaiting it runs the operation"]
+pub struct Set<'a, T> {
+    pub(crate) cache: &'a Cache,
+    pub(crate) key: &'a str,
+    pub(crate) value: T,
+    pub(crate) options: CacheOptions,
+    pub(crate) tags: Vec<String>,
+}
+
+impl<T> Set<'_, T> {
+    option_setters!();
+
+    /// Tags of the value.
+    pub fn tags<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tags: I) -> Self {
+        self.tags = tags.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+impl<'a, T: CacheValue> IntoFuture for Set<'a, T> {
+    type Output = Result<bool, Error>;
+    type IntoFuture = CacheFuture<'a, bool>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        let Set { cache, key, value, options, tags } = self;
+        CacheFuture::pending(async move {
+            let settings = cache.settings_with(&options)?;
+            cache.write(key, value, tags, &settings).await
+        })
+    }
+}

@@ -1,0 +1,347 @@
+//! Cache options in three layers: operation > store > global.
+//!
+//! [`CacheOptions`] is the override set a user writes (every field optional,
+//! also readable from a config file with durations like `"10s"`, `"2.5h"`);
+//! [`Settings`] is what one operation actually runs with, after layering
+//! the overrides on the defaults of SPEC §5.
+
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Default logical TTL: 30 minutes.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(30 * 60);
+/// Default grace backoff: 10 seconds.
+pub const DEFAULT_GRACE_BACKOFF: Duration = Duration::from_secs(10);
+/// Default key prefix of a store.
+pub const DEFAULT_PREFIX: &str = "bentocache";
+
+/// Options that override the layer below (operation > store > global >
+/// defaults). Every field left `None` inherits.
+///
+/// ```
+/// use bento::CacheOptions;
+/// use std::time::Duration;
+///
+/// let options = CacheOptions::new().ttl(Duration::from_secs(60)).grace(Duration::from_secs(3600));
+/// assert_eq!(options.ttl, Some(Some(Duration::from_secs(60))));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheOptions {
+    /// Logical time to live; `Some(None)` = forever. Default: 30 min.
+    #[serde(default, with = "optional_ttl")]
+    pub ttl: Option<Option<Duration>>,
+    /// How long a logically expired entry may still be served; `Some(None)`
+    /// disables grace. Default: disabled.
+    #[serde(default, with = "optional_ttl")]
+    pub grace: Option<Option<Duration>>,
+    /// After a factory failure served a graced value, the entry is fresh
+    /// again until now + this. Default: 10 s.
+    #[serde(default, with = "humantime_serde")]
+    pub grace_backoff: Option<Duration>,
+    /// Soft timeout: with a graced value, wait this long for the factory,
+    /// then serve the stale value while the factory finishes in the
+    /// background. Zero = stale-while-revalidate; `Some(None)` = always
+    /// wait. Default: 0.
+    #[serde(default, with = "optional_ttl")]
+    pub timeout: Option<Option<Duration>>,
+    /// Fail with `Error::HardTimeout` when the factory takes longer (it
+    /// still finishes and its value is cached). Default: none.
+    #[serde(default, with = "optional_ttl")]
+    pub hard_timeout: Option<Option<Duration>>,
+    /// Fail with `Error::LockTimeout` (or serve a graced value) when
+    /// waiting for another caller computing the same key takes longer.
+    /// Default: none.
+    #[serde(default, with = "optional_ttl")]
+    pub lock_timeout: Option<Option<Duration>>,
+    /// Log L2 errors and carry on with L1 instead of returning them.
+    /// Default: true when the store has an L1, false otherwise.
+    #[serde(default)]
+    pub suppress_l2_errors: Option<bool>,
+    /// After an L2 error, skip L2 for this long. Default: none (never skip).
+    #[serde(default, with = "optional_ttl")]
+    pub l2_circuit_breaker_duration: Option<Option<Duration>>,
+    /// Key prefix of the store (store/global level only). Default:
+    /// `"bentocache"`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// `get_or_set`: run the factory even when a fresh value exists.
+    /// Default: false.
+    #[serde(skip)]
+    pub force_fresh: Option<bool>,
+    /// Writes: do not write L2 (L1 only). Default: false.
+    #[serde(skip)]
+    pub skip_l2_write: Option<bool>,
+    /// Writes: do not notify the bus. Default: false.
+    #[serde(skip)]
+    pub skip_bus_notify: Option<bool>,
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty => $field:ident = $value:expr) => {
+        $(#[$doc])*
+        pub fn $name(mut self, $field: $ty) -> Self {
+            self.$field = Some($value);
+            self
+        }
+    };
+}
+
+impl CacheOptions {
+    /// No overrides.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    setter!(/// Logical TTL.
+        ttl: Duration => ttl = Some(ttl));
+    setter!(/// Enable grace for this long.
+        grace: Duration => grace = Some(grace));
+    setter!(/// Grace backoff after a failed refresh.
+        grace_backoff: Duration => grace_backoff = grace_backoff);
+    setter!(/// Soft timeout (zero = stale-while-revalidate).
+        timeout: Duration => timeout = Some(timeout));
+    setter!(/// Hard timeout of the factory.
+        hard_timeout: Duration => hard_timeout = Some(hard_timeout));
+    setter!(/// Maximum wait for the per-key lock.
+        lock_timeout: Duration => lock_timeout = Some(lock_timeout));
+    setter!(/// Whether L2 errors are logged and ignored.
+        suppress_l2_errors: bool => suppress_l2_errors = suppress_l2_errors);
+    setter!(/// Circuit breaker duration after an L2 error.
+        l2_circuit_breaker_duration: Duration => l2_circuit_breaker_duration = Some(l2_circuit_breaker_duration));
+    setter!(/// Key prefix of the store.
+        prefix: impl Into<String> => prefix = prefix.into());
+    setter!(/// Run the factory even if a fresh value exists.
+        force_fresh: bool => force_fresh = force_fresh);
+    setter!(/// Do not write L2.
+        skip_l2_write: bool => skip_l2_write = skip_l2_write);
+    setter!(/// Do not notify the bus.
+        skip_bus_notify: bool => skip_bus_notify = skip_bus_notify);
+
+    /// Entries never expire logically.
+    pub fn forever(mut self) -> Self {
+        self.ttl = Some(None);
+        self
+    }
+
+    /// Disable grace.
+    pub fn no_grace(mut self) -> Self {
+        self.grace = Some(None);
+        self
+    }
+
+    /// Wait for the factory however long it takes (no soft timeout).
+    pub fn no_timeout(mut self) -> Self {
+        self.timeout = Some(None);
+        self
+    }
+
+    /// `self` layered over `base`: fields set here win.
+    pub fn over(&self, base: &CacheOptions) -> CacheOptions {
+        CacheOptions {
+            ttl: self.ttl.or(base.ttl),
+            grace: self.grace.or(base.grace),
+            grace_backoff: self.grace_backoff.or(base.grace_backoff),
+            timeout: self.timeout.or(base.timeout),
+            hard_timeout: self.hard_timeout.or(base.hard_timeout),
+            lock_timeout: self.lock_timeout.or(base.lock_timeout),
+            suppress_l2_errors: self.suppress_l2_errors.or(base.suppress_l2_errors),
+            l2_circuit_breaker_duration: self.l2_circuit_breaker_duration.or(base.l2_circuit_breaker_duration),
+            prefix: self.prefix.clone().or_else(|| base.prefix.clone()),
+            force_fresh: self.force_fresh.or(base.force_fresh),
+            skip_l2_write: self.skip_l2_write.or(base.skip_l2_write),
+            skip_bus_notify: self.skip_bus_notify.or(base.skip_bus_notify),
+        }
+    }
+
+    /// Check values that can be wrong whatever the layer.
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        if self.ttl == Some(Some(Duration::ZERO)) {
+            return Err(crate::Error::InvalidOptions("ttl must be positive (use forever() for no expiry)".into()));
+        }
+        if self.grace == Some(Some(Duration::ZERO)) {
+            return Err(crate::Error::InvalidOptions("grace must be positive (use no_grace() to disable)".into()));
+        }
+        if self.hard_timeout == Some(Some(Duration::ZERO)) {
+            return Err(crate::Error::InvalidOptions("hard_timeout must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The options one operation runs with: every layer resolved, defaults
+/// filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Logical TTL; `None` = forever.
+    pub ttl: Option<Duration>,
+    /// Grace period; `None` = disabled.
+    pub grace: Option<Duration>,
+    /// Grace backoff.
+    pub grace_backoff: Duration,
+    /// Soft timeout; `None` = wait for the factory.
+    pub timeout: Option<Duration>,
+    /// Hard timeout.
+    pub hard_timeout: Option<Duration>,
+    /// Lock timeout.
+    pub lock_timeout: Option<Duration>,
+    /// Whether L2 errors are swallowed.
+    pub suppress_l2_errors: bool,
+    /// Circuit breaker duration.
+    pub l2_circuit_breaker_duration: Option<Duration>,
+    /// Store prefix.
+    pub prefix: String,
+    /// Run the factory even when fresh.
+    pub force_fresh: bool,
+    /// Skip the L2 write.
+    pub skip_l2_write: bool,
+    /// Skip the bus notification.
+    pub skip_bus_notify: bool,
+}
+
+impl Settings {
+    /// Resolve `options` over the defaults; `has_l1` decides the default of
+    /// `suppress_l2_errors`.
+    pub fn resolve(options: &CacheOptions, has_l1: bool) -> Settings {
+        Settings {
+            ttl: options.ttl.unwrap_or(Some(DEFAULT_TTL)),
+            grace: options.grace.unwrap_or(None),
+            grace_backoff: options.grace_backoff.unwrap_or(DEFAULT_GRACE_BACKOFF),
+            timeout: options.timeout.unwrap_or(Some(Duration::ZERO)),
+            hard_timeout: options.hard_timeout.unwrap_or(None),
+            lock_timeout: options.lock_timeout.unwrap_or(None),
+            suppress_l2_errors: options.suppress_l2_errors.unwrap_or(has_l1),
+            l2_circuit_breaker_duration: options.l2_circuit_breaker_duration.unwrap_or(None),
+            prefix: options.prefix.clone().unwrap_or_else(|| DEFAULT_PREFIX.to_string()),
+            force_fresh: options.force_fresh.unwrap_or(false),
+            skip_l2_write: options.skip_l2_write.unwrap_or(false),
+            skip_bus_notify: options.skip_bus_notify.unwrap_or(false),
+        }
+    }
+
+    /// These settings with an operation's overrides applied (fields that
+    /// only make sense per store, like the prefix, are ignored).
+    pub fn with(&self, op: &CacheOptions) -> Settings {
+        Settings {
+            ttl: op.ttl.unwrap_or(self.ttl),
+            grace: op.grace.unwrap_or(self.grace),
+            grace_backoff: op.grace_backoff.unwrap_or(self.grace_backoff),
+            timeout: op.timeout.unwrap_or(self.timeout),
+            hard_timeout: op.hard_timeout.unwrap_or(self.hard_timeout),
+            lock_timeout: op.lock_timeout.unwrap_or(self.lock_timeout),
+            suppress_l2_errors: op.suppress_l2_errors.unwrap_or(self.suppress_l2_errors),
+            l2_circuit_breaker_duration: self.l2_circuit_breaker_duration,
+            prefix: self.prefix.clone(),
+            force_fresh: op.force_fresh.unwrap_or(self.force_fresh),
+            skip_l2_write: op.skip_l2_write.unwrap_or(self.skip_l2_write),
+            skip_bus_notify: op.skip_bus_notify.unwrap_or(self.skip_bus_notify),
+        }
+    }
+
+    /// TTL given to drivers: ttl + grace when grace is enabled (BentoCache
+    /// uses grace alone, which drops entries early), forever stays forever.
+    pub fn physical_ttl(&self) -> Option<Duration> {
+        physical_ttl(self.ttl, self.grace)
+    }
+}
+
+/// Physical TTL for a logical `ttl` and `grace`.
+pub fn physical_ttl(ttl: Option<Duration>, grace: Option<Duration>) -> Option<Duration> {
+    match (ttl, grace) {
+        (None, _) => None,
+        (Some(ttl), Some(grace)) => Some(ttl.saturating_add(grace)),
+        (Some(ttl), None) => Some(ttl),
+    }
+}
+
+/// `"10s"`/`"2.5h"` durations, `false`/`"none"`/`"forever"` for "no
+/// duration", absent for "inherit".
+mod optional_ttl {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Flag(bool),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<Duration>>, D::Error> {
+        match Raw::deserialize(deserializer)? {
+            Raw::Flag(false) => Ok(Some(None)),
+            Raw::Flag(true) => Err(serde::de::Error::custom("expected a duration like \"10s\", or false")),
+            Raw::Text(text) if matches!(text.as_str(), "none" | "forever" | "false") => Ok(Some(None)),
+            Raw::Text(text) => parse(&text).map(|d| Some(Some(d))).map_err(serde::de::Error::custom),
+        }
+    }
+
+    /// humantime plus fractional values such as "2.5h".
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        if let Ok(duration) = humantime_serde::re::humantime::parse_duration(text) {
+            return Ok(duration);
+        }
+        let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: f64 = number.parse().map_err(|_| format!("invalid duration `{text}`"))?;
+        let seconds = match unit.trim() {
+            "ms" => 0.001,
+            "s" | "sec" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            "d" => 86_400.0,
+            _ => return Err(format!("invalid duration `{text}` (use ms, s, m, h or d)")),
+        };
+        Duration::try_from_secs_f64(number * seconds).map_err(|e| format!("invalid duration `{text}`: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let with_l1 = Settings::resolve(&CacheOptions::new(), true);
+        assert_eq!(with_l1.ttl, Some(Duration::from_secs(1800)));
+        assert_eq!(with_l1.prefix, "bentocache");
+        assert_eq!(with_l1.grace, None);
+        assert_eq!(with_l1.grace_backoff, Duration::from_secs(10));
+        assert_eq!(with_l1.timeout, Some(Duration::ZERO));
+        assert_eq!(with_l1.hard_timeout, None);
+        assert_eq!(with_l1.lock_timeout, None);
+        assert!(with_l1.suppress_l2_errors);
+        assert!(!Settings::resolve(&CacheOptions::new(), false).suppress_l2_errors);
+    }
+
+    #[test]
+    fn operation_beats_store_beats_global() {
+        let global = CacheOptions::new().ttl(Duration::from_secs(1)).grace(Duration::from_secs(5));
+        let store = CacheOptions::new().ttl(Duration::from_secs(2));
+        let settings = Settings::resolve(&store.over(&global), true);
+        assert_eq!(settings.ttl, Some(Duration::from_secs(2)));
+        assert_eq!(settings.grace, Some(Duration::from_secs(5)));
+        let op = settings.with(&CacheOptions::new().forever().no_grace());
+        assert_eq!((op.ttl, op.grace), (None, None));
+    }
+
+    #[test]
+    fn physical_ttl_adds_grace() {
+        let ttl = Some(Duration::from_secs(60));
+        assert_eq!(physical_ttl(ttl, Some(Duration::from_secs(10))), Some(Duration::from_secs(70)));
+        assert_eq!(physical_ttl(ttl, None), ttl);
+        assert_eq!(physical_ttl(None, Some(Duration::from_secs(10))), None);
+    }
+
+    #[test]
+    fn config_durations_parse() {
+        let options: CacheOptions =
+            toml::from_str("ttl = \"10m\"\ngrace = \"2.5h\"\ngrace_backoff = \"10s\"\nhard_timeout = false").unwrap();
+        assert_eq!(options.ttl, Some(Some(Duration::from_secs(600))));
+        assert_eq!(options.grace, Some(Some(Duration::from_secs(9000))));
+        assert_eq!(options.grace_backoff, Some(Duration::from_secs(10)));
+        assert_eq!(options.hard_timeout, Some(None));
+        assert!(toml::from_str::<CacheOptions>("ttl = \"ten\"").is_err());
+        assert!(toml::from_str::<CacheOptions>("tll = \"10s\"").is_err());
+    }
+}

@@ -1,0 +1,83 @@
+//! How entries become bytes for L2: a pluggable [`Serializer`] (JSON by
+//! default, producing BentoCache's format). Only the L2 path serializes; L1
+//! keeps values decoded.
+
+use crate::entry::Entry;
+use crate::error::BoxError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Turns whole entries into bytes and back. Object-safe through
+/// `erased-serde`, so a store can hold any serializer.
+pub trait Serializer: Send + Sync + 'static {
+    /// The bytes of `value` (an [`Entry`]).
+    fn serialize(&self, value: &dyn erased_serde::Serialize) -> Result<Vec<u8>, BoxError>;
+
+    /// Build a deserializer over `bytes` and hand it to `visit`, which reads
+    /// the entry out of it. Trailing garbage must be an error.
+    fn deserialize(
+        &self,
+        bytes: &[u8],
+        visit: &mut dyn FnMut(&mut dyn erased_serde::Deserializer<'_>) -> Result<(), erased_serde::Error>,
+    ) -> Result<(), BoxError>;
+}
+
+/// JSON, compatible with BentoCache's default serializer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonSerializer;
+
+impl Serializer for JsonSerializer {
+    fn serialize(&self, value: &dyn erased_serde::Serialize) -> Result<Vec<u8>, BoxError> {
+        let mut bytes = Vec::with_capacity(128);
+        let mut serializer = serde_json::Serializer::new(&mut bytes);
+        erased_serde::serialize(value, &mut serializer)?;
+        Ok(bytes)
+    }
+
+    fn deserialize(
+        &self,
+        bytes: &[u8],
+        visit: &mut dyn FnMut(&mut dyn erased_serde::Deserializer<'_>) -> Result<(), erased_serde::Error>,
+    ) -> Result<(), BoxError> {
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        visit(&mut <dyn erased_serde::Deserializer>::erase(&mut deserializer))?;
+        deserializer.end()?;
+        Ok(())
+    }
+}
+
+/// Encode `entry` with `serializer`.
+pub fn encode<T: Serialize>(serializer: &dyn Serializer, entry: &Entry<T>) -> Result<Vec<u8>, BoxError> {
+    serializer.serialize(entry)
+}
+
+/// Decode an entry of `T` with `serializer`.
+pub fn decode<T: DeserializeOwned>(serializer: &dyn Serializer, bytes: &[u8]) -> Result<Entry<T>, BoxError> {
+    let mut entry = None;
+    serializer.deserialize(bytes, &mut |deserializer| {
+        entry = Some(erased_serde::deserialize::<Entry<T>>(deserializer)?);
+        Ok(())
+    })?;
+    entry.ok_or_else(|| "serializer produced no entry".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str =
+        r#"{"value":{"name":"Ada"},"logicalExpiration":1795546853391,"tags":["users"],"createdAt":1795546253391}"#;
+
+    #[test]
+    fn json_round_trip_is_byte_for_byte() {
+        let entry: Entry<serde_json::Value> = decode(&JsonSerializer, SAMPLE.as_bytes()).unwrap();
+        assert_eq!(entry.value["name"], "Ada");
+        assert_eq!(entry.logical_expiration, Some(1795546853391));
+        assert_eq!(encode(&JsonSerializer, &entry).unwrap(), SAMPLE.as_bytes());
+    }
+
+    #[test]
+    fn trailing_garbage_is_an_error() {
+        assert!(decode::<serde_json::Value>(&JsonSerializer, format!("{SAMPLE}x").as_bytes()).is_err());
+    }
+}

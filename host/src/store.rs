@@ -1,0 +1,217 @@
+//! A store: one named stack of optional L1 + optional L2 (+ optional bus),
+//! with its options, serializer, per-key locks and metrics. Every
+//! [`Cache`] handle of the store (the root and each namespace) shares this.
+
+use crate::cache::Cache;
+use crate::error::Error;
+use crate::events::{CacheEvent, Events};
+use crate::l1::{L1Options, L1};
+use crate::l2::{CircuitBreaker, L2Driver, L2};
+use crate::locks::StampedeLocks;
+use crate::notify::{Change, ChangeKind, Notifier};
+use crate::options::{CacheOptions, Settings};
+use crate::serializer::{JsonSerializer, Serializer};
+use crate::telemetry::StoreMetrics;
+use std::sync::{Arc, RwLock};
+
+/// Called with every factory error, foreground or background.
+pub type FactoryErrorHook = Arc<dyn Fn(&Error) + Send + Sync>;
+
+/// Shared state of one store.
+pub(crate) struct StoreCore {
+    pub name: Arc<str>,
+    pub settings: Settings,
+    pub serializer: Arc<dyn Serializer>,
+    pub locks: Arc<StampedeLocks>,
+    pub events: Arc<Events>,
+    pub metrics: StoreMetrics,
+    pub notifier: RwLock<Option<Arc<dyn Notifier>>>,
+    pub on_factory_error: Option<FactoryErrorHook>,
+    /// L1 handle with the empty prefix (bus changes name full prefixes).
+    pub l1_root: Option<L1>,
+}
+
+impl StoreCore {
+    pub fn notifier(&self) -> Option<Arc<dyn Notifier>> {
+        self.notifier.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+}
+
+/// How to build a store; pass it to [`crate::BentoBuilder::store`].
+///
+/// ```
+/// use bento::{CacheOptions, L1Options, Store};
+/// let store = Store::builder().l1(L1Options { max_items: Some(10_000), ..Default::default() })
+///     .options(CacheOptions::new().prefix("app"));
+/// # let _ = store;
+/// ```
+#[derive(Default)]
+pub struct StoreBuilder {
+    l1: Option<L1Options>,
+    l2: Option<Arc<dyn L2Driver>>,
+    notifier: Option<Arc<dyn Notifier>>,
+    options: CacheOptions,
+    serializer: Option<Arc<dyn Serializer>>,
+}
+
+impl StoreBuilder {
+    /// Use the built-in in-process L1 with these limits.
+    pub fn l1(mut self, options: L1Options) -> Self {
+        self.l1 = Some(options);
+        self
+    }
+
+    /// Use `driver` as L2. Give a driver on the whole keyspace (empty
+    /// prefix, e.g. `DriverOptions::default()`): the store applies its own
+    /// `prefix`, so keys land at `prefix:key` as BentoCache lays them out.
+    pub fn l2(mut self, driver: impl L2Driver) -> Self {
+        self.l2 = Some(Arc::new(driver));
+        self
+    }
+
+    /// Use an already shared driver as L2 (see [`StoreBuilder::l2`]).
+    pub fn l2_shared(mut self, driver: Arc<dyn L2Driver>) -> Self {
+        self.l2 = Some(driver);
+        self
+    }
+
+    /// Publish this store's changes through `notifier` (the bus).
+    pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// Store-level options (they override the global ones).
+    pub fn options(mut self, options: CacheOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Serialize L2 entries with `serializer` (default: JSON).
+    pub fn serializer(mut self, serializer: Arc<dyn Serializer>) -> Self {
+        self.serializer = Some(serializer);
+        self
+    }
+
+    pub(crate) fn build(
+        self,
+        name: &str,
+        global: &CacheOptions,
+        events: Arc<Events>,
+        on_factory_error: Option<FactoryErrorHook>,
+    ) -> Result<Store, Error> {
+        let options = self.options.over(global);
+        options.validate()?;
+        if self.l1.is_none() && self.l2.is_none() {
+            return Err(Error::InvalidOptions(format!("store `{name}` has neither an L1 nor an L2")));
+        }
+        let settings = Settings::resolve(&options, self.l1.is_some());
+        let l1_root = self.l1.as_ref().map(L1::new);
+        let l1 = l1_root.as_ref().map(|l1| l1.namespace(&settings.prefix));
+        let l2 = match self.l2 {
+            Some(driver) => {
+                let root = L2 { driver, breaker: Arc::new(CircuitBreaker::new(settings.l2_circuit_breaker_duration)) };
+                let prefixed = if settings.prefix.is_empty() {
+                    root
+                } else {
+                    root.namespace(&settings.prefix)
+                        .map_err(|source| Error::L2 { key: settings.prefix.clone(), source })?
+                };
+                Some(prefixed)
+            }
+            None => None,
+        };
+        let core = Arc::new(StoreCore {
+            name: Arc::from(name),
+            metrics: StoreMetrics::new(name),
+            serializer: self.serializer.unwrap_or_else(|| Arc::new(JsonSerializer)),
+            locks: Arc::default(),
+            events,
+            notifier: RwLock::new(self.notifier),
+            on_factory_error,
+            l1_root,
+            settings,
+        });
+        let root = Cache::root(core.clone(), l1, l2);
+        Ok(Store { core, root })
+    }
+}
+
+/// A built store. Use it through [`Store::cache`] (or `Bento::use_store`).
+#[derive(Clone)]
+pub struct Store {
+    core: Arc<StoreCore>,
+    root: Cache,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("name", &self.core.name).field("settings", &self.core.settings).finish()
+    }
+}
+
+impl Store {
+    /// Start describing a store.
+    pub fn builder() -> StoreBuilder {
+        StoreBuilder::default()
+    }
+
+    /// The store's name (also its bus channel suffix).
+    pub fn name(&self) -> &str {
+        &self.core.name
+    }
+
+    /// The root cache handle of the store.
+    pub fn cache(&self) -> &Cache {
+        &self.root
+    }
+
+    /// The store's resolved options.
+    pub fn settings(&self) -> &Settings {
+        &self.core.settings
+    }
+
+    /// Keys currently locked or awaited by `get_or_set` (0 when idle); for
+    /// tests that check no lock leaks.
+    #[doc(hidden)]
+    pub fn pending_locks(&self) -> usize {
+        self.core.locks.len()
+    }
+
+    /// Plug (or replace) the bus notifier after the store was built.
+    pub fn set_notifier(&self, notifier: Option<Arc<dyn Notifier>>) {
+        *self.core.notifier.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = notifier;
+    }
+
+    /// Apply a change received from another instance to this store's L1:
+    /// Set/Expire make the entries logically expired (a stale copy stays
+    /// for grace), Delete removes them, Clear clears the namespace. Never
+    /// re-published.
+    pub fn apply_change(&self, change: &Change) {
+        let core = &self.core;
+        if let Some(l1_root) = &core.l1_root {
+            let l1 = l1_root.namespace(&change.namespace);
+            let now = crate::entry::now_ms();
+            match change.kind {
+                ChangeKind::Set | ChangeKind::Expire => {
+                    for key in &change.keys {
+                        l1.expire(key, now);
+                    }
+                }
+                ChangeKind::Delete => {
+                    for key in &change.keys {
+                        l1.delete(key);
+                    }
+                }
+                ChangeKind::Clear => l1.clear(),
+            }
+        }
+        core.metrics.bus_received.increment(1);
+        core.events.emit(|| CacheEvent::BusReceived {
+            store: core.name.clone(),
+            kind: change.kind,
+            namespace: change.namespace.clone(),
+            keys: change.keys.clone(),
+        });
+    }
+}

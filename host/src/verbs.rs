@@ -1,0 +1,361 @@
+//! The public verbs of [`Cache`] (SPEC §5), each a thin composition of the
+//! tier plumbing in `cache.rs`.
+
+use crate::cache::{within_grace, Cache, CacheValue, Lookup};
+use crate::entry::{ms_after, now_ms, Entry};
+use crate::error::Error;
+use crate::events::{CacheEvent, Layer};
+use crate::get_or_set::Factory;
+use crate::notify::ChangeKind;
+use crate::ops::{Get, GetOrSet, Set};
+use crate::options::{CacheOptions, Settings};
+use crate::serializer;
+use crate::tags::TagState;
+use bento_plugin_api::SetItem;
+use serde::de::IgnoredAny;
+use std::marker::PhantomData;
+use std::time::Duration;
+use tracing::Instrument;
+
+impl Cache {
+    /// The value of `key`: fresh, or stale within grace when grace is
+    /// enabled; `None` when missing. Chain options, then `.await`.
+    ///
+    /// ```
+    /// # async fn demo(cache: bento::Cache) -> Result<(), bento::Error> {
+    /// let name: Option<String> = cache.get("user:1").await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn get<'a, T: CacheValue>(&'a self, key: &'a str) -> Get<'a, T> {
+        Get { cache: self, key, options: CacheOptions::new(), value: PhantomData }
+    }
+
+    pub(crate) async fn get_slow<T: CacheValue>(&self, key: &str, options: CacheOptions) -> Result<Option<T>, Error> {
+        let settings = self.settings_with(&options)?;
+        let span = tracing::debug_span!("bento.get", store = %self.inner.core.name, key);
+        match self.lookup::<T>(key, &settings).instrument(span).await? {
+            Lookup::Fresh(value, layer) => {
+                self.record_hit(key, layer, false);
+                Ok(Some(value))
+            }
+            Lookup::Stale(entry, layer) => {
+                self.record_hit(key, layer, true);
+                Ok(Some(entry.value))
+            }
+            Lookup::Missing => {
+                self.record_miss(key);
+                Ok(None)
+            }
+        }
+    }
+
+    /// The value of `key`, or `default()` (called only on a miss, and not
+    /// cached).
+    pub async fn get_or<T: CacheValue>(&self, key: &str, default: impl FnOnce() -> T) -> Result<T, Error> {
+        Ok(self.get::<T>(key).await?.unwrap_or_else(default))
+    }
+
+    /// The value of `key`, computed by `factory` on a miss — once, however
+    /// many callers miss at the same time. See `get_or_set.rs` for grace and
+    /// timeouts.
+    pub fn get_or_set<'a, T: CacheValue, F: Factory<T>>(&'a self, key: &'a str, factory: F) -> GetOrSet<'a, T, F> {
+        GetOrSet { cache: self, key, factory, options: CacheOptions::new(), tags: Vec::new(), value: PhantomData }
+    }
+
+    /// [`Cache::get_or_set`] whose value never expires logically.
+    pub fn get_or_set_forever<'a, T: CacheValue, F: Factory<T>>(
+        &'a self,
+        key: &'a str,
+        factory: F,
+    ) -> GetOrSet<'a, T, F> {
+        self.get_or_set(key, factory).forever()
+    }
+
+    /// Store `value` at `key` (L1, then L2, then the bus).
+    pub fn set<'a, T: CacheValue>(&'a self, key: &'a str, value: T) -> Set<'a, T> {
+        Set { cache: self, key, value, options: CacheOptions::new(), tags: Vec::new() }
+    }
+
+    /// [`Cache::set`] with no logical expiry.
+    pub fn set_forever<'a, T: CacheValue>(&'a self, key: &'a str, value: T) -> Set<'a, T> {
+        self.set(key, value).forever()
+    }
+
+    /// True when `get` would return a value (of any type).
+    pub async fn has(&self, key: &str) -> Result<bool, Error> {
+        let settings = &self.inner.core.settings;
+        let now = now_ms();
+        if let Some(entry) = self.inner.l1.as_ref().and_then(|l1| l1.get(key)) {
+            let state = self.tag_state(entry.tags(), entry.created_at, settings).await?;
+            let mut meta = Entry {
+                value: (),
+                logical_expiration: entry.logical_expiration(),
+                tags: Vec::new(),
+                created_at: entry.created_at,
+            };
+            state.apply_to(&mut meta);
+            if state != TagState::Deleted && (!meta.is_expired(now) || within_grace(&meta, settings, now)) {
+                return Ok(true);
+            }
+        }
+        if let Some(l2) = &self.inner.l2 {
+            match l2.call(l2.driver.get(key)).await {
+                Ok(Some(bytes)) => {
+                    if let Ok(mut entry) = serializer::decode::<IgnoredAny>(&*self.inner.core.serializer, &bytes) {
+                        let state = self.tag_state(&entry.tags, entry.created_at, settings).await?;
+                        state.apply_to(&mut entry);
+                        return Ok(state != TagState::Deleted
+                            && (!entry.is_expired(now) || within_grace(&entry, settings, now)));
+                    }
+                }
+                Ok(None) => {}
+                Err(source) => self.l2_failed(key, source, settings)?,
+            }
+        }
+        Ok(false)
+    }
+
+    /// `!has(key)`.
+    pub async fn missing(&self, key: &str) -> Result<bool, Error> {
+        Ok(!self.has(key).await?)
+    }
+
+    /// The value of `key`, then delete it.
+    pub async fn pull<T: CacheValue>(&self, key: &str) -> Result<Option<T>, Error> {
+        let value = self.get::<T>(key).await?;
+        self.delete(key).await?;
+        Ok(value)
+    }
+
+    /// Delete `key` from L1 and L2 and notify the bus; true if it existed.
+    pub async fn delete(&self, key: &str) -> Result<bool, Error> {
+        let settings = &self.inner.core.settings;
+        let mut existed = self.inner.l1.as_ref().is_some_and(|l1| l1.delete(key));
+        if let Some(l2) = &self.inner.l2 {
+            match l2.call(l2.driver.delete(key)).await {
+                Ok(found) => existed |= found,
+                Err(source) => {
+                    self.l2_failed(key, source, settings)?;
+                    return Ok(existed);
+                }
+            }
+        }
+        self.notify(ChangeKind::Delete, vec![key.to_string()]);
+        self.inner.core.metrics.deletes.increment(1);
+        self.emit(|store, key| CacheEvent::Deleted { store, key }, key);
+        Ok(existed)
+    }
+
+    /// Delete every key of `keys`; returns how many existed.
+    pub async fn delete_many(&self, keys: &[&str]) -> Result<u64, Error> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let settings = &self.inner.core.settings;
+        let mut existed = match &self.inner.l1 {
+            Some(l1) => keys.iter().filter(|key| l1.delete(key)).count() as u64,
+            None => 0,
+        };
+        if let Some(l2) = &self.inner.l2 {
+            let owned: Vec<String> = keys.iter().map(|key| key.to_string()).collect();
+            match l2.call(l2.driver.delete_many(&owned)).await {
+                Ok(count) => existed = existed.max(count),
+                Err(source) => {
+                    self.l2_failed(keys[0], source, settings)?;
+                    return Ok(existed);
+                }
+            }
+        }
+        self.notify(ChangeKind::Delete, keys.iter().map(|key| key.to_string()).collect());
+        for key in keys {
+            self.inner.core.metrics.deletes.increment(1);
+            self.emit(|store, key| CacheEvent::Deleted { store, key }, key);
+        }
+        Ok(existed)
+    }
+
+    /// Logically expire `key` in L1 and L2, keeping their physical TTL so
+    /// the stale value can still be served within grace; notifies the bus.
+    pub async fn expire(&self, key: &str) -> Result<bool, Error> {
+        let settings = &self.inner.core.settings;
+        let now = now_ms();
+        let mut found = self.inner.l1.as_ref().is_some_and(|l1| l1.expire(key, now));
+        if self.inner.l2.is_some() {
+            if let Err(source) = self.expire_l2(key, now, settings).await.map(|hit| found |= hit) {
+                self.l2_failed(key, source, settings)?;
+                return Ok(found);
+            }
+        }
+        self.notify(ChangeKind::Expire, vec![key.to_string()]);
+        self.emit(|store, key| CacheEvent::Expired { store, key }, key);
+        Ok(found)
+    }
+
+    async fn expire_l2(&self, key: &str, now: u64, settings: &Settings) -> Result<bool, bento_plugin_api::DriverError> {
+        let Some(l2) = &self.inner.l2 else { return Ok(false) };
+        let Some(bytes) = l2.call(l2.driver.get(key)).await? else { return Ok(false) };
+        let serializer = &*self.inner.core.serializer;
+        let Ok(mut entry) = serializer::decode::<serde_json::Value>(serializer, &bytes) else { return Ok(false) };
+        if entry.is_expired(now) {
+            return Ok(true);
+        }
+        let old_logical = entry.logical_expiration;
+        entry.logical_expiration = Some(now);
+        let Some(grace) = settings.grace else {
+            // Without grace an expired entry can never be served: drop it.
+            l2.call(l2.driver.delete(key)).await?;
+            return Ok(true);
+        };
+        let physical_ttl = old_logical.map(|at| Duration::from_millis(ms_after(at, grace).saturating_sub(now).max(1)));
+        let bytes = serializer::encode(serializer, &entry)
+            .map_err(|error| bento_plugin_api::DriverError::backend(format!("re-encoding {key}: {error}")))?;
+        l2.call(l2.driver.set(key, bytes, physical_ttl)).await?;
+        Ok(true)
+    }
+
+    /// Remove every key of this namespace (nested namespaces included) from
+    /// L1 and L2, and notify the bus.
+    pub async fn clear(&self) -> Result<(), Error> {
+        let settings = &self.inner.core.settings;
+        if let Some(l1) = &self.inner.l1 {
+            l1.clear();
+        }
+        if let Some(l2) = &self.inner.l2 {
+            if let Err(source) = l2.call(l2.driver.clear()).await {
+                self.l2_failed(self.prefix(), source, settings)?;
+                return Ok(());
+            }
+        }
+        self.notify(ChangeKind::Clear, Vec::new());
+        let core = &self.inner.core;
+        core.events.emit(|| CacheEvent::Cleared { store: core.name.clone(), namespace: self.inner.namespace.clone() });
+        Ok(())
+    }
+
+    /// Remove expired entries from L1 and L2 storage.
+    pub async fn prune(&self) -> Result<(), Error> {
+        if let Some(l1) = &self.inner.l1 {
+            l1.prune();
+        }
+        if let Some(l2) = &self.inner.l2 {
+            if let Err(source) = l2.call(l2.driver.prune()).await {
+                self.l2_failed(self.prefix(), source, &self.inner.core.settings)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Close the L2 connection (shared by every handle of the store).
+    pub async fn disconnect(&self) -> Result<(), Error> {
+        if let Some(l2) = &self.inner.l2 {
+            l2.driver.disconnect().await.map_err(|source| Error::L2 { key: self.prefix().to_string(), source })?;
+        }
+        Ok(())
+    }
+
+    /// Values of `keys` in order: L1 first, then ONE batched L2 read for
+    /// the rest (hits are copied into L1).
+    pub async fn get_many<T: CacheValue>(&self, keys: &[&str]) -> Result<Vec<Option<T>>, Error> {
+        let settings = &self.inner.core.settings;
+        let mut values: Vec<Option<T>> = keys.iter().map(|key| self.l1_fresh::<T>(key)).collect();
+        let missing: Vec<usize> = (0..keys.len()).filter(|&i| values[i].is_none()).collect();
+        if missing.is_empty() {
+            return Ok(values);
+        }
+        let mut from_l2: Vec<Option<Vec<u8>>> = vec![None; missing.len()];
+        if let Some(l2) = &self.inner.l2 {
+            let wanted: Vec<String> = missing.iter().map(|&i| keys[i].to_string()).collect();
+            match l2.call(l2.driver.get_many(&wanted)).await {
+                Ok(found) => from_l2 = found,
+                Err(source) => self.l2_failed(keys[missing[0]], source, settings)?,
+            }
+        }
+        let now = now_ms();
+        for (&index, bytes) in missing.iter().zip(from_l2) {
+            let key = keys[index];
+            let decoded = bytes.and_then(|bytes| {
+                serializer::decode::<T>(&*self.inner.core.serializer, &bytes).ok().map(|entry| (entry, bytes.len()))
+            });
+            if let Some((mut entry, size)) = decoded {
+                let state = self.tag_state(&entry.tags, entry.created_at, settings).await?;
+                state.apply_to(&mut entry);
+                if state != TagState::Deleted && !entry.is_expired(now) {
+                    self.store_l1(key, &entry, settings.grace, now, size as u64);
+                    self.record_hit(key, Layer::L2, false);
+                    values[index] = Some(entry.value);
+                    continue;
+                }
+            }
+            // Nothing fresh anywhere: a graced L1 copy, else a miss.
+            match self.lookup_l1_public::<T>(key, settings).await? {
+                Some((value, graced)) => {
+                    self.record_hit(key, Layer::L1, graced);
+                    values[index] = Some(value);
+                }
+                None => self.record_miss(key),
+            }
+        }
+        Ok(values)
+    }
+
+    async fn lookup_l1_public<T: CacheValue>(
+        &self,
+        key: &str,
+        settings: &Settings,
+    ) -> Result<Option<(T, bool)>, Error> {
+        Ok(match self.lookup_l1::<T>(key, settings).await? {
+            Lookup::Fresh(value, _) => Some((value, false)),
+            Lookup::Stale(entry, _) => Some((entry.value, true)),
+            Lookup::Missing => None,
+        })
+    }
+
+    /// Store every `(key, value)` with the store's options: L1, then ONE
+    /// batched L2 write, then one bus notification for all keys.
+    pub async fn set_many<T: CacheValue>(&self, items: Vec<(&str, T)>) -> Result<bool, Error> {
+        self.set_many_with(items, CacheOptions::new()).await
+    }
+
+    /// [`Cache::set_many`] with per-operation options (ttl, grace, …).
+    pub async fn set_many_with<T: CacheValue>(
+        &self,
+        items: Vec<(&str, T)>,
+        options: CacheOptions,
+    ) -> Result<bool, Error> {
+        let settings = self.settings_with(&options)?;
+        let now = now_ms();
+        let serializer = &*self.inner.core.serializer;
+        let mut batch = Vec::with_capacity(items.len());
+        for (key, value) in &items {
+            let entry = Entry {
+                value: value.clone(),
+                logical_expiration: crate::entry::logical_expiration(now, settings.ttl),
+                tags: Vec::new(),
+                created_at: now,
+            };
+            let bytes = serializer::encode(serializer, &entry)
+                .map_err(|source| Error::Serialization { key: key.to_string(), source })?;
+            self.store_l1(key, &entry, settings.grace, now, bytes.len() as u64);
+            let ttl = settings.physical_ttl();
+            batch.push(SetItem { key: key.to_string(), value: bytes, ttl });
+        }
+        let mut stored = true;
+        if let (Some(l2), false) = (&self.inner.l2, settings.skip_l2_write) {
+            match l2.call(l2.driver.set_many(batch)).await {
+                Ok(ok) => stored = ok,
+                Err(source) => {
+                    self.l2_failed(items.first().map_or("", |(key, _)| key), source, &settings)?;
+                    return Ok(false);
+                }
+            }
+        }
+        if !settings.skip_bus_notify {
+            self.notify(ChangeKind::Set, items.iter().map(|(key, _)| key.to_string()).collect());
+        }
+        for (key, _) in &items {
+            self.inner.core.metrics.writes.increment(1);
+            self.emit(|store, key| CacheEvent::Written { store, key }, key);
+        }
+        Ok(stored)
+    }
+}
