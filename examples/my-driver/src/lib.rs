@@ -18,13 +18,13 @@ use std::time::{Duration, Instant};
 #[serde(deny_unknown_fields)]
 pub struct BTreeOptions {
     /// Refuse keys longer than this many bytes with `InvalidKey`.
-    /// Default: 1024.
+    /// Default: 65536.
     #[serde(default = "default_max_key_len")]
     pub max_key_len: usize,
 }
 
 fn default_max_key_len() -> usize {
-    1024
+    65_536
 }
 // ANCHOR_END: options
 
