@@ -1,13 +1,13 @@
 //! The cases: named async checks against a driver, grouped by topic.
 //!
-//! * [`bentocache`]: the cases of BentoCache's `registerCacheDriverTestSuite`;
-//! * [`prefixes`]: hostile prefixes, exact-prefix clear, the empty prefix;
-//! * [`keys_values`]: hostile keys, empty / binary / large values;
-//! * [`ttl`]: TTL precision, `has` vs `get`, expired entries, prune;
-//! * [`concurrency`]: atomic pull, mixed concurrent operations;
-//! * [`batch`]: `get_many` / `set_many` / `delete_many`;
-//! * [`lifecycle`]: disconnect;
-//! * [`abi`]: metadata and option validation.
+//! * `bentocache`: the cases of BentoCache's `registerCacheDriverTestSuite`;
+//! * `prefixes`: hostile prefixes, exact-prefix clear, the empty prefix;
+//! * `keys_values`: hostile keys, empty / binary / large values;
+//! * `ttl`: TTL precision, `has` vs `get`, expired entries, prune;
+//! * `concurrency`: atomic pull, mixed concurrent operations;
+//! * `batch`: `get_many` / `set_many` / `delete_many`;
+//! * `lifecycle`: disconnect;
+//! * `abi`: metadata and option validation.
 
 mod abi;
 mod batch;
