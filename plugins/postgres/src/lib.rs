@@ -311,8 +311,7 @@ impl CacheDriver for PostgresDriver {
         if pg_config.get_application_name().is_none() {
             pg_config.application_name("bento");
         }
-        let manager =
-            Manager::from_config(pg_config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(pg_config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(options.pool_size)
             .runtime(Runtime::Tokio1)
@@ -332,7 +331,9 @@ impl CacheDriver for PostgresDriver {
         };
         match tokio::time::timeout(connect_timeout + timeout, startup).await {
             Ok(result) => result?,
-            Err(_) => return Err(DriverError::timeout(format!("postgres connect: no answer within {connect_timeout:?}"))),
+            Err(_) => {
+                return Err(DriverError::timeout(format!("postgres connect: no answer within {connect_timeout:?}")))
+            }
         }
 
         let shared = Arc::new(Shared {

@@ -10,7 +10,8 @@ fn main() -> std::process::ExitCode {
     let table = format!("bento_conf_{}", std::process::id());
     let options = serde_json::json!({ "url": url, "table": table, "timeout_ms": 20_000 }).to_string();
     let code = bento_conformance::libtest_main(
-        bento_conformance::Target::new(bento_testkit::plugin_path("bento-driver-postgres"))            .options(options)
+        bento_conformance::Target::new(bento_testkit::plugin_path("bento-driver-postgres"))
+            .options(options)
             // The table is private to this run, so the empty-prefix cases may clear it.
             .allow_empty_prefix(true),
     );
