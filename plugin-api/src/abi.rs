@@ -84,7 +84,8 @@ pub struct PluginMetadata {
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
 pub struct FfiDriverConfig {
-    /// The default TTL in milliseconds; `None` = forever.
+    /// The store's default TTL in milliseconds (informational, see
+    /// [`crate::DriverConfig::default_ttl`]); `None` = forever.
     pub default_ttl_ms: ROption<u64>,
     /// The key prefix of the root handle (may be empty).
     pub prefix: RString,

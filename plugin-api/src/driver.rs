@@ -7,7 +7,10 @@ use std::time::Duration;
 /// The parameters every driver receives besides its own options.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DriverConfig {
-    /// Default time to live for entries set without one; `None` = forever.
+    /// The store's default time to live, for information. The contract is
+    /// that `set(.., None)` stores forever and the cache manager always
+    /// passes the TTL it wants, so drivers normally ignore this (BentoCache's
+    /// drivers do too).
     pub default_ttl: Option<Duration>,
     /// Key prefix of the root handle; empty = the driver owns its keyspace.
     pub prefix: String,
