@@ -24,8 +24,8 @@ pub const DEFAULT_STORE: &str = "default";
 /// let bento = Bento::builder()
 ///     .options(CacheOptions::new().ttl(Duration::from_secs(60)))
 ///     .store("memory", Store::builder().l1(L1Options::default()))
-///     .build()
-///     .unwrap();
+///     .build();
+/// let bento = futures::executor::block_on(bento).unwrap();
 /// assert_eq!(bento.store_name(), "memory");
 /// ```
 #[derive(Default)]
@@ -63,9 +63,9 @@ impl BentoBuilder {
         self
     }
 
-    /// Build every store. Without any store, builds one named
-    /// [`DEFAULT_STORE`] with the built-in L1.
-    pub fn build(mut self) -> Result<Bento, Error> {
+    /// Build every store (and subscribe those with a bus). Without any
+    /// store, builds one named [`DEFAULT_STORE`] with the built-in L1.
+    pub async fn build(mut self) -> Result<Bento, Error> {
         if self.stores.is_empty() {
             self.stores.push((DEFAULT_STORE.to_string(), Store::builder().l1(L1Options::default())));
         }
@@ -77,6 +77,7 @@ impl BentoBuilder {
                 return Err(Error::InvalidOptions(format!("two stores named `{name}`")));
             }
             let store = builder.build(&name, &self.options, events.clone(), self.on_factory_error.clone())?;
+            store.connect_bus().await?;
             stores.insert(name, store);
         }
         let default = stores.get(&default_name).cloned().ok_or(Error::UnknownStore { name: default_name })?;
@@ -142,9 +143,11 @@ impl Bento {
     pub async fn disconnect_all(&self) -> Result<(), Error> {
         let mut first = Ok(());
         for store in self.stores.values() {
-            if let Err(error) = store.cache().disconnect().await {
-                if first.is_ok() {
-                    first = Err(error);
+            for result in [store.cache().disconnect().await, store.disconnect_bus().await] {
+                if let Err(error) = result {
+                    if first.is_ok() {
+                        first = Err(error);
+                    }
                 }
             }
         }

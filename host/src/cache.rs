@@ -4,12 +4,12 @@
 //! L2 error policy. The verbs live in `verbs.rs`, `get_or_set` in
 //! `get_or_set.rs`, tags in `tags.rs`.
 
+use crate::bus::{BusMessage, MessageKind};
 use crate::entry::{ms_after, now_ms, Entry};
 use crate::error::Error;
 use crate::events::{CacheEvent, Layer};
 use crate::l1::{L1Entry, L1, NEVER};
 use crate::l2::L2;
-use crate::notify::{Change, ChangeKind};
 use crate::options::{CacheOptions, Settings};
 use crate::serializer;
 use crate::store::StoreCore;
@@ -141,19 +141,23 @@ impl Cache {
     }
 
     /// The single bus notification point: publish `kind` for `keys` of
-    /// this namespace, unless there is no bus.
-    pub(crate) fn notify(&self, kind: ChangeKind, keys: Vec<String>) {
+    /// this namespace, unless the store has no bus. A failed publish is
+    /// queued for retry by the bus node; giving up is logged, never
+    /// surfaced (the write itself succeeded).
+    pub(crate) async fn notify(&self, kind: MessageKind, keys: Vec<String>) {
         let core = &self.inner.core;
-        let Some(notifier) = core.notifier() else { return };
-        let change = Change { kind, namespace: self.inner.prefix.as_str().to_string(), keys };
+        let Some(bus) = &core.bus else { return };
+        let message = BusMessage::new(kind, self.inner.prefix.as_str(), keys);
         core.metrics.bus_published.increment(1);
         core.events.emit(|| CacheEvent::BusPublished {
             store: core.name.clone(),
             kind,
-            namespace: change.namespace.clone(),
-            keys: change.keys.clone(),
+            namespace: message.namespace.clone(),
+            keys: message.keys.clone(),
         });
-        notifier.publish(change);
+        if let Err(error) = bus.publish(&core.name, &message).await {
+            tracing::warn!(store = %core.name, %error, "bus notification dropped");
+        }
     }
 
     /// The L2 error policy: log it; return it unless suppressed.
@@ -315,7 +319,7 @@ impl Cache {
             }
         }
         if !settings.skip_bus_notify {
-            self.notify(ChangeKind::Set, vec![key.to_string()]);
+            self.notify(MessageKind::Set, vec![key.to_string()]).await;
         }
         Ok(stored)
     }

@@ -3,7 +3,7 @@
 //! Nothing is built or sent while nobody listens, so events cost one atomic
 //! load on the hot path.
 
-use crate::notify::ChangeKind;
+use crate::bus::MessageKind;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::broadcast;
@@ -73,7 +73,7 @@ pub enum CacheEvent {
         /// Store name.
         store: Arc<str>,
         /// What changed.
-        kind: ChangeKind,
+        kind: MessageKind,
         /// Full prefix of the namespace.
         namespace: String,
         /// Keys of the change.
@@ -84,7 +84,7 @@ pub enum CacheEvent {
         /// Store name.
         store: Arc<str>,
         /// What changed.
-        kind: ChangeKind,
+        kind: MessageKind,
         /// Full prefix of the namespace.
         namespace: String,
         /// Keys of the change.

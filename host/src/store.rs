@@ -2,17 +2,17 @@
 //! with its options, serializer, per-key locks and metrics. Every
 //! [`Cache`] handle of the store (the root and each namespace) shares this.
 
+use crate::bus::{BusMessage, BusNode, MessageKind};
 use crate::cache::Cache;
 use crate::error::Error;
 use crate::events::{CacheEvent, Events};
 use crate::l1::{L1Options, L1};
 use crate::l2::{CircuitBreaker, L2Driver, L2};
 use crate::locks::StampedeLocks;
-use crate::notify::{Change, ChangeKind, Notifier};
 use crate::options::{CacheOptions, Settings};
 use crate::serializer::{JsonSerializer, Serializer};
 use crate::telemetry::StoreMetrics;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// Called with every factory error, foreground or background.
 pub type FactoryErrorHook = Arc<dyn Fn(&Error) + Send + Sync>;
@@ -25,16 +25,10 @@ pub(crate) struct StoreCore {
     pub locks: Arc<StampedeLocks>,
     pub events: Arc<Events>,
     pub metrics: StoreMetrics,
-    pub notifier: RwLock<Option<Arc<dyn Notifier>>>,
+    pub bus: Option<BusNode>,
     pub on_factory_error: Option<FactoryErrorHook>,
     /// L1 handle with the empty prefix (bus changes name full prefixes).
     pub l1_root: Option<L1>,
-}
-
-impl StoreCore {
-    pub fn notifier(&self) -> Option<Arc<dyn Notifier>> {
-        self.notifier.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
-    }
 }
 
 /// How to build a store; pass it to [`crate::BentoBuilder::store`].
@@ -49,7 +43,7 @@ impl StoreCore {
 pub struct StoreBuilder {
     l1: Option<L1Options>,
     l2: Option<Arc<dyn L2Driver>>,
-    notifier: Option<Arc<dyn Notifier>>,
+    bus: Option<BusNode>,
     options: CacheOptions,
     serializer: Option<Arc<dyn Serializer>>,
 }
@@ -75,9 +69,11 @@ impl StoreBuilder {
         self
     }
 
-    /// Publish this store's changes through `notifier` (the bus).
-    pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
-        self.notifier = Some(notifier);
+    /// Keep this store's L1 coherent with other instances through `bus`
+    /// (one [`BusNode`] per process, shared by its stores; the channel is
+    /// `bentocache.notifications:<store name>`).
+    pub fn bus(mut self, bus: BusNode) -> Self {
+        self.bus = Some(bus);
         self
     }
 
@@ -127,7 +123,7 @@ impl StoreBuilder {
             serializer: self.serializer.unwrap_or_else(|| Arc::new(JsonSerializer)),
             locks: Arc::default(),
             events,
-            notifier: RwLock::new(self.notifier),
+            bus: self.bus,
             on_factory_error,
             l1_root,
             settings,
@@ -178,32 +174,43 @@ impl Store {
         self.core.locks.len()
     }
 
-    /// Plug (or replace) the bus notifier after the store was built.
-    pub fn set_notifier(&self, notifier: Option<Arc<dyn Notifier>>) {
-        *self.core.notifier.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = notifier;
+    /// Subscribe to the store's bus channel (if it has a bus) so that
+    /// changes from other instances reach [`Store::apply_message`].
+    pub(crate) async fn connect_bus(&self) -> Result<(), Error> {
+        let Some(bus) = &self.core.bus else { return Ok(()) };
+        let store = self.clone();
+        bus.subscribe(&self.core.name, move |message| store.apply_message(&message)).await
     }
 
-    /// Apply a change received from another instance to this store's L1:
+    /// Close the store's bus node, if any.
+    pub(crate) async fn disconnect_bus(&self) -> Result<(), Error> {
+        match &self.core.bus {
+            Some(bus) => bus.disconnect().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Apply a message received from another instance to this store's L1:
     /// Set/Expire make the entries logically expired (a stale copy stays
     /// for grace), Delete removes them, Clear clears the namespace. Never
     /// re-published.
-    pub fn apply_change(&self, change: &Change) {
+    pub fn apply_message(&self, change: &BusMessage) {
         let core = &self.core;
         if let Some(l1_root) = &core.l1_root {
             let l1 = l1_root.namespace(&change.namespace);
             let now = crate::entry::now_ms();
             match change.kind {
-                ChangeKind::Set | ChangeKind::Expire => {
+                MessageKind::Set | MessageKind::Expire => {
                     for key in &change.keys {
                         l1.expire(key, now);
                     }
                 }
-                ChangeKind::Delete => {
+                MessageKind::Delete => {
                     for key in &change.keys {
                         l1.delete(key);
                     }
                 }
-                ChangeKind::Clear => l1.clear(),
+                MessageKind::Clear => l1.clear(),
             }
         }
         core.metrics.bus_received.increment(1);

@@ -1,12 +1,12 @@
 //! The public verbs of [`Cache`] (SPEC §5), each a thin composition of the
 //! tier plumbing in `cache.rs`.
 
+use crate::bus::MessageKind;
 use crate::cache::{within_grace, Cache, CacheValue, Lookup};
 use crate::entry::{ms_after, now_ms, Entry};
 use crate::error::Error;
 use crate::events::{CacheEvent, Layer};
 use crate::get_or_set::Factory;
-use crate::notify::ChangeKind;
 use crate::ops::{Get, GetOrSet, Set};
 use crate::options::{CacheOptions, Settings};
 use crate::serializer;
@@ -140,7 +140,7 @@ impl Cache {
                 }
             }
         }
-        self.notify(ChangeKind::Delete, vec![key.to_string()]);
+        self.notify(MessageKind::Delete, vec![key.to_string()]).await;
         self.inner.core.metrics.deletes.increment(1);
         self.emit(|store, key| CacheEvent::Deleted { store, key }, key);
         Ok(existed)
@@ -166,7 +166,7 @@ impl Cache {
                 }
             }
         }
-        self.notify(ChangeKind::Delete, keys.iter().map(|key| key.to_string()).collect());
+        self.notify(MessageKind::Delete, keys.iter().map(|key| key.to_string()).collect()).await;
         for key in keys {
             self.inner.core.metrics.deletes.increment(1);
             self.emit(|store, key| CacheEvent::Deleted { store, key }, key);
@@ -186,7 +186,7 @@ impl Cache {
                 return Ok(found);
             }
         }
-        self.notify(ChangeKind::Expire, vec![key.to_string()]);
+        self.notify(MessageKind::Expire, vec![key.to_string()]).await;
         self.emit(|store, key| CacheEvent::Expired { store, key }, key);
         Ok(found)
     }
@@ -226,7 +226,7 @@ impl Cache {
                 return Ok(());
             }
         }
-        self.notify(ChangeKind::Clear, Vec::new());
+        self.notify(MessageKind::Clear, Vec::new()).await;
         let core = &self.inner.core;
         core.events.emit(|| CacheEvent::Cleared { store: core.name.clone(), namespace: self.inner.namespace.clone() });
         Ok(())
@@ -350,7 +350,7 @@ impl Cache {
             }
         }
         if !settings.skip_bus_notify {
-            self.notify(ChangeKind::Set, items.iter().map(|(key, _)| key.to_string()).collect());
+            self.notify(MessageKind::Set, items.iter().map(|(key, _)| key.to_string()).collect()).await;
         }
         for (key, _) in &items {
             self.inner.core.metrics.writes.increment(1);
