@@ -1,0 +1,110 @@
+//! Soft and hard timeouts (the factory finishes in the background and its
+//! value is cached), lock timeouts, and force_fresh.
+
+mod common;
+
+use bento::{CacheOptions, Error};
+use common::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn slow<T: Send + Sync + 'static>(
+    delay: Duration,
+    value: T,
+) -> impl FnOnce(bento::FactoryContext<T>) -> futures::future::BoxFuture<'static, Result<T, bento::BoxError>> + Send + 'static
+{
+    move |_ctx| {
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            Ok(value)
+        })
+    }
+}
+
+#[tokio::test]
+async fn soft_timeout_serves_stale_and_the_factory_writes_later() {
+    for backend in backends("timeouts_soft") {
+        let s = setup(
+            &backend,
+            "soft",
+            SetupOptions { options: CacheOptions::new().grace(ms(60_000)), ..Default::default() },
+        )
+        .await;
+        s.bento.set("k", 1u32).ttl(ms(50)).await.unwrap();
+        tokio::time::sleep(ms(100)).await;
+        let started = Instant::now();
+        let value = s.bento.get_or_set("k", slow(ms(400), 2u32)).timeout(ms(100)).await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(value, 1, "{backend:?}");
+        assert!(took >= ms(90) && took < ms(350), "{backend:?}: {took:?}");
+        tokio::time::sleep(ms(500)).await;
+        assert_eq!(s.bento.get::<u32>("k").await.unwrap(), Some(2), "{backend:?}: written in the background");
+    }
+}
+
+#[tokio::test]
+async fn soft_timeout_does_not_apply_without_a_graced_value() {
+    let s = setup(&Backend::Memory, "soft_none", SetupOptions::default()).await;
+    let value = s.bento.get_or_set("k", slow(ms(200), 5u32)).timeout(ms(20)).await.unwrap();
+    assert_eq!(value, 5);
+}
+
+#[tokio::test]
+async fn hard_timeout_fails_the_call_but_the_value_is_cached() {
+    for backend in backends("timeouts_hard") {
+        let s = setup(&backend, "hard", SetupOptions::default()).await;
+        let started = Instant::now();
+        let error = s.bento.get_or_set("k", slow(ms(400), 3u32)).hard_timeout(ms(100)).await.unwrap_err();
+        assert!(matches!(error, Error::HardTimeout { .. }), "{error:?}");
+        assert!(started.elapsed() < ms(350), "{backend:?}: {:?}", started.elapsed());
+        tokio::time::sleep(ms(500)).await;
+        assert_eq!(s.bento.get::<u32>("k").await.unwrap(), Some(3), "{backend:?}");
+        assert_eq!(s.bento.store("main").unwrap().pending_locks(), 0);
+    }
+}
+
+#[tokio::test]
+async fn lock_timeout_fails_or_serves_stale() {
+    let s = setup(&Backend::Memory, "lock", SetupOptions::default()).await;
+    let holder = {
+        let cache = s.bento.clone();
+        tokio::spawn(async move { cache.get_or_set("k", slow(ms(500), 1u32)).await })
+    };
+    tokio::time::sleep(ms(50)).await;
+    let error = s.bento.get_or_set("k", slow(ms(1), 2u32)).lock_timeout(ms(100)).await.unwrap_err();
+    assert!(matches!(error, Error::LockTimeout { .. }), "{error:?}");
+    assert_eq!(holder.await.unwrap().unwrap(), 1);
+
+    // With a graced value the waiter gets it instead of an error.
+    s.bento.set("g", 10u32).ttl(ms(30)).grace(ms(60_000)).await.unwrap();
+    tokio::time::sleep(ms(60)).await;
+    let holder = {
+        let cache = s.bento.clone();
+        tokio::spawn(async move { cache.get_or_set("g", slow(ms(400), 11u32)).grace(ms(60_000)).no_timeout().await })
+    };
+    tokio::time::sleep(ms(50)).await;
+    let value =
+        s.bento.get_or_set("g", slow(ms(1), 12u32)).grace(ms(60_000)).no_timeout().lock_timeout(ms(100)).await.unwrap();
+    assert_eq!(value, 10);
+    assert_eq!(holder.await.unwrap().unwrap(), 11);
+}
+
+#[tokio::test]
+async fn force_fresh_runs_the_factory_and_keeps_the_old_value_on_error() {
+    for backend in backends("timeouts_force") {
+        let s = setup(
+            &backend,
+            "force",
+            SetupOptions { options: CacheOptions::new().grace(ms(60_000)), ..Default::default() },
+        )
+        .await;
+        s.bento.set("k", 1u32).await.unwrap();
+        let calls = Arc::new(AtomicU64::new(0));
+        let value = s.bento.get_or_set("k", counted(&calls, 2u32)).force_fresh().await.unwrap();
+        assert_eq!((value, calls.load(Ordering::SeqCst)), (2, 1), "{backend:?}");
+        let error = s.bento.get_or_set("k", failing::<u32>("no")).force_fresh().await.unwrap_err();
+        assert!(matches!(error, Error::Factory { .. }), "{error:?}");
+        assert_eq!(s.bento.get::<u32>("k").await.unwrap(), Some(2), "{backend:?}: old value kept");
+    }
+}
