@@ -52,7 +52,8 @@ async fn scenario(url: &str, proxy: &TcpProxy) {
     let cut_node = BusNode::new(behind_proxy, node_options());
     let direct_node = BusNode::new(direct, node_options());
 
-    let store = format!("outage-{}-{:?}", std::process::id(), Instant::now());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
+    let store = format!("outage-{}-{nanos}", std::process::id());
     let (to_cut, mut at_cut) = mpsc::unbounded_channel();
     cut_node.subscribe(&store, move |message| drop(to_cut.send(message))).await.expect("subscribe");
     let (to_direct, mut at_direct) = mpsc::unbounded_channel();
