@@ -1,1 +1,125 @@
-fn main() {}
+//! L1 hit path through the full API (`get`, `get_or_set`) next to a bare
+//! quick_cache `get` and the underlying `MemoryStore::get`, measured in the
+//! same run (1 000 hot keys, `Arc` values), single-threaded and on 2
+//! threads. Run: `cargo bench -p bento --bench l1_hit`.
+
+use bento::{Bento, BoxError};
+use bento_memory_store::{MemoryStore, MemoryStoreOptions};
+use criterion::{criterion_group, criterion_main, Criterion};
+use futures::FutureExt;
+use std::future::IntoFuture;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const HOT_KEYS: usize = 1_000;
+
+type Value = Arc<String>;
+
+fn keys() -> Vec<String> {
+    (0..HOT_KEYS).map(|i| format!("user:{i}")).collect()
+}
+
+fn bento() -> Bento {
+    let bento = Bento::builder().build().now_or_never().expect("no await without a bus").expect("builds");
+    for key in keys() {
+        bento.set(&key, Arc::new(format!("value of {key}"))).into_future().now_or_never().unwrap().unwrap();
+    }
+    bento
+}
+
+fn single_threaded(c: &mut Criterion) {
+    let keys = keys();
+    let bento = bento();
+    let mut group = c.benchmark_group("l1_hit");
+
+    let quick: quick_cache::sync::Cache<String, Value> = quick_cache::sync::Cache::new(HOT_KEYS * 2);
+    let store: MemoryStore<Value> = MemoryStore::new(&MemoryStoreOptions::default(), "bentocache");
+    for key in &keys {
+        quick.insert(key.clone(), Arc::new(key.clone()));
+        store.insert(key, Arc::new(key.clone()), None, 0);
+    }
+    let mut i = 0;
+    group.bench_function("quick_cache_get", |b| {
+        b.iter(|| {
+            i = (i + 1) % HOT_KEYS;
+            black_box(quick.get(keys[i].as_str()))
+        })
+    });
+    group.bench_function("memory_store_get", |b| {
+        b.iter(|| {
+            i = (i + 1) % HOT_KEYS;
+            black_box(store.get(&keys[i]))
+        })
+    });
+    group.bench_function("bento_get", |b| {
+        b.iter(|| {
+            i = (i + 1) % HOT_KEYS;
+            black_box(bento.get::<Value>(&keys[i]).into_future().now_or_never())
+        })
+    });
+    group.bench_function("bento_get_or_set", |b| {
+        b.iter(|| {
+            i = (i + 1) % HOT_KEYS;
+            let future = bento.get_or_set(&keys[i], |_ctx| async { Ok::<_, BoxError>(Arc::new(String::new())) });
+            black_box(future.into_future().now_or_never())
+        })
+    });
+    group.finish();
+}
+
+/// Wall time of `iters` operations split over two threads.
+fn two_threads(iters: u64, op: impl Fn(usize) + Sync) -> Duration {
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for thread in 0..2 {
+            let op = &op;
+            scope.spawn(move || {
+                for n in 0..iters / 2 {
+                    op((n as usize * 7 + thread * 500) % HOT_KEYS);
+                }
+            });
+        }
+    });
+    started.elapsed()
+}
+
+fn multi_threaded(c: &mut Criterion) {
+    let keys = keys();
+    let bento = bento();
+    let quick: quick_cache::sync::Cache<String, Value> = quick_cache::sync::Cache::new(HOT_KEYS * 2);
+    for key in &keys {
+        quick.insert(key.clone(), Arc::new(key.clone()));
+    }
+    let mut group = c.benchmark_group("l1_hit_2_threads");
+    group.bench_function("quick_cache_get", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, |i| {
+                black_box(quick.get(keys[i].as_str()));
+            })
+        })
+    });
+    group.bench_function("bento_get", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, |i| {
+                black_box(bento.get::<Value>(&keys[i]).into_future().now_or_never());
+            })
+        })
+    });
+    group.bench_function("bento_get_or_set", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, |i| {
+                let future = bento.get_or_set(&keys[i], |_ctx| async { Ok::<_, BoxError>(Arc::new(String::new())) });
+                black_box(future.into_future().now_or_never());
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = single_threaded, multi_threaded
+}
+criterion_main!(benches);
