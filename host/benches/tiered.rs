@@ -41,21 +41,22 @@ fn tiered(c: &mut Criterion) {
         let bento: Bento = runtime.block_on(Bento::builder().store("bench", store).build()).unwrap();
         let mut group = c.benchmark_group(format!("tiered_{name}"));
         runtime.block_on(raw.set("existing", b"{\"value\":1,\"tags\":[],\"createdAt\":1}".to_vec(), None)).unwrap();
-        group.bench_function("raw_l2_get", |b| {
-            b.iter(|| black_box(runtime.block_on(raw.get("existing")).unwrap()))
-        });
+        group.bench_function("raw_l2_get", |b| b.iter(|| black_box(runtime.block_on(raw.get("existing")).unwrap())));
         group.bench_function("raw_l2_get_plus_set", |b| {
             b.iter(|| {
                 let key = format!("raw{}", counter.fetch_add(1, Ordering::Relaxed));
                 black_box(runtime.block_on(raw.get(&key)).unwrap());
-                black_box(runtime.block_on(raw.set(&key, b"{\"value\":1}".to_vec(), Some(Duration::from_secs(60)))).unwrap());
+                black_box(
+                    runtime.block_on(raw.set(&key, b"{\"value\":1}".to_vec(), Some(Duration::from_secs(60)))).unwrap(),
+                );
             })
         });
         group.bench_function("get_or_set_miss", |b| {
             b.iter(|| {
                 let key = format!("miss{}", counter.fetch_add(1, Ordering::Relaxed));
-                let value: u64 =
-                    runtime.block_on(bento.get_or_set(&key, |_ctx| async { Ok::<_, BoxError>(1u64) }).into_future()).unwrap();
+                let value: u64 = runtime
+                    .block_on(bento.get_or_set(&key, |_ctx| async { Ok::<_, BoxError>(1u64) }).into_future())
+                    .unwrap();
                 black_box(value)
             })
         });

@@ -26,6 +26,9 @@ fn main() -> Result<(), bento::Error> {
     let check: Option<String> = block_on(bento.get(&format!("key:{}", ENTRIES - 1)).into_future())?;
     assert_eq!(check.map(|v| v.len()), Some(100));
     let mb = (after - before) as f64 / 1_048_576.0;
-    println!("{ENTRIES} entries of 100-byte values in L1: {mb:.1} MiB RSS ({} bytes/entry)", (after - before) / ENTRIES as u64);
+    println!(
+        "{ENTRIES} entries of 100-byte values in L1: {mb:.1} MiB RSS ({} bytes/entry)",
+        (after - before) / ENTRIES as u64
+    );
     Ok(())
 }

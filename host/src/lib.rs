@@ -22,6 +22,7 @@
 mod bento;
 pub mod bus;
 mod cache;
+mod config;
 mod driver;
 pub mod entry;
 mod error;
