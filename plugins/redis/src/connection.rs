@@ -111,6 +111,11 @@ impl Connection {
         guard.clone().ok_or_else(DriverError::disconnected)
     }
 
+    /// `Disconnected` once [`Connection::close`] ran.
+    pub fn ensure_open(&self) -> DriverResult<()> {
+        self.backend().map(drop)
+    }
+
     /// True when talking to a Redis Cluster.
     pub fn is_cluster(&self) -> DriverResult<bool> {
         Ok(matches!(self.backend()?, Backend::Cluster(_)))

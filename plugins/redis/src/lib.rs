@@ -125,7 +125,7 @@ impl CacheDriver for RedisDriver {
 
     fn namespace(&self, namespace: &str) -> DriverResult<Self> {
         // Refuse to hand out handles on a closed connection.
-        self.connection.is_cluster()?;
+        self.connection.ensure_open()?;
         Ok(RedisDriver { connection: self.connection.clone(), prefix: self.prefix.namespace(namespace) })
     }
 
@@ -165,7 +165,7 @@ impl CacheDriver for RedisDriver {
 
     async fn delete_many(&self, keys: &[String]) -> DriverResult<u64> {
         if keys.is_empty() {
-            self.connection.is_cluster()?;
+            self.connection.ensure_open()?;
             return Ok(0);
         }
         let command = self.command_with_keys("UNLINK", keys);
@@ -174,7 +174,7 @@ impl CacheDriver for RedisDriver {
 
     async fn get_many(&self, keys: &[String]) -> DriverResult<Vec<Option<Vec<u8>>>> {
         if keys.is_empty() {
-            self.connection.is_cluster()?;
+            self.connection.ensure_open()?;
             return Ok(Vec::new());
         }
         let command = self.command_with_keys("MGET", keys);
@@ -215,6 +215,11 @@ impl CacheDriver for RedisDriver {
         }
         let per_node = primaries.iter().map(|node| self.clear_node(Some(node), &pattern, scope.as_bytes()));
         futures::future::try_join_all(per_node).await.map(drop)
+    }
+
+    /// Redis expires entries natively: nothing to prune.
+    async fn prune(&self) -> DriverResult<()> {
+        self.connection.ensure_open()
     }
 
     async fn disconnect(&self) -> DriverResult<()> {
