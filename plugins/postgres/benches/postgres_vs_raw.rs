@@ -5,10 +5,16 @@
 //!
 //! Build the plugin in the same profile first:
 //! `cargo build --release -p bento-driver-postgres && cargo bench -p bento-driver-postgres --bench postgres_vs_raw`
-//! (or point `BENTO_PLUGIN_DIR` at the folder holding the .so).
+//! (or point `BENTO_PLUGIN_DIR` at the folder holding the .so). After the
+//! criterion groups, an interleaved A/B run prints plugin/raw ratios, which
+//! are steadier than separate criterion runs on a shared machine. `set` is
+//! bound by the server's commit fsync (`synchronous_commit`), so its ratio
+//! is near 1 whatever the client does.
 
 use bento::{Driver, DriverOptions, Plugin};
 use criterion::{criterion_group, criterion_main, Criterion};
+use std::future::Future;
+use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls, Statement};
 
@@ -77,6 +83,8 @@ fn benches(c: &mut Criterion) {
     });
     set.finish();
 
+    interleaved_ratios(&s);
+
     s.runtime.block_on(async {
         s.plugin.disconnect().await.expect("disconnect");
         let (client, connection) = tokio_postgres::connect(&s.url, NoTls).await.expect("cleanup connection");
@@ -85,9 +93,70 @@ fn benches(c: &mut Criterion) {
     });
 }
 
+/// Mean time per operation over `ops` sequential calls.
+fn per_op<F: Future<Output = ()>>(runtime: &Runtime, ops: u32, operation: impl Fn() -> F) -> Duration {
+    runtime.block_on(async {
+        let started = Instant::now();
+        for _ in 0..ops {
+            operation().await;
+        }
+        started.elapsed() / ops
+    })
+}
+
+/// Alternate short raw and plugin runs so both see the same server and
+/// machine load (this machine is shared); prints median per-op times and
+/// their ratio.
+fn compare<R: Future<Output = ()>, P: Future<Output = ()>>(
+    runtime: &Runtime,
+    name: &str,
+    ops: u32,
+    raw: impl Fn() -> R,
+    plugin: impl Fn() -> P,
+) {
+    const ROUNDS: usize = 11;
+    let (mut raw_samples, mut plugin_samples) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        raw_samples.push(per_op(runtime, ops, &raw));
+        plugin_samples.push(per_op(runtime, ops, &plugin));
+    }
+    raw_samples.sort();
+    plugin_samples.sort();
+    let (raw, plugin) = (raw_samples[ROUNDS / 2], plugin_samples[ROUNDS / 2]);
+    println!(
+        "interleaved {name}: raw {:.1} µs/op, plugin {:.1} µs/op, plugin/raw = {:.3}",
+        raw.as_secs_f64() * 1e6,
+        plugin.as_secs_f64() * 1e6,
+        plugin.as_secs_f64() / raw.as_secs_f64()
+    );
+}
+
+fn interleaved_ratios(s: &Subjects) {
+    compare(
+        &s.runtime,
+        "get",
+        500,
+        || async {
+            raw_get(s).await.expect("seeded key");
+        },
+        || async {
+            s.plugin.get(KEY).await.expect("get").expect("seeded key");
+        },
+    );
+    compare(
+        &s.runtime,
+        "set",
+        30,
+        || raw_set(s),
+        || async {
+            s.plugin.set(KEY, s.value.clone(), None).await.expect("set");
+        },
+    );
+}
+
 criterion_group! {
     name = postgres_vs_raw;
-    config = Criterion::default().sample_size(50).measurement_time(std::time::Duration::from_secs(5));
+    config = Criterion::default().sample_size(50).measurement_time(Duration::from_secs(5));
     targets = benches
 }
 criterion_main!(postgres_vs_raw);
