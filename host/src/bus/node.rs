@@ -37,8 +37,9 @@ pub enum BusEvent<'a> {
         store: &'a str,
         /// The message.
         message: &'a BusMessage,
-        /// Why the publish failed.
-        error: &'a DriverError,
+        /// Why the publish failed; `None` when it was queued behind earlier
+        /// messages without trying (the bus is known to be down).
+        error: Option<&'a DriverError>,
     },
     /// A message was given up: the publish failed with the queue disabled,
     /// or it was the oldest when the queue was full.
@@ -290,9 +291,10 @@ impl BusNode {
     }
 
     /// Tell the other nodes about `message` on `store`'s channel. A failed
-    /// publish is queued for retry ([`Published::Queued`]); the error is
-    /// returned only when the message is given up (queue disabled or
-    /// `max_size` 0) or the node was disconnected.
+    /// publish is queued for retry ([`Published::Queued`]), and while
+    /// messages wait in the queue new ones join them without being tried.
+    /// The error is returned only when the message is given up (queue
+    /// disabled or `max_size` 0) or the node was disconnected.
     pub async fn publish(&self, store: &str, message: &BusMessage) -> Result<Published, Error> {
         if self.inner.disconnected.load(Ordering::Acquire) {
             return Err(DriverError::disconnected().into());
@@ -300,16 +302,28 @@ impl BusNode {
         let shared = &self.inner.shared;
         let channel = channel_name(store);
         let payload = encode(&shared.sender_id, message);
-        let error = match self.inner.transport.publish(&channel, payload.clone()).await {
-            Ok(()) => {
-                shared.counters.published.fetch_add(1, Ordering::Relaxed);
-                shared.emit(BusEvent::Published { store, message, from_retry_queue: false });
-                return Ok(Published::Sent);
+        // While earlier messages wait, the bus is known to be down: queue
+        // behind them without trying, so an outage costs each write no
+        // timeout and notifications keep their order. The retry thread
+        // flushes them after the reconnection (or within `retry_interval`).
+        let known_down = self.inner.options.enabled && lock(&self.inner.queue).len() > 0;
+        let error = if known_down {
+            None
+        } else {
+            match self.inner.transport.publish(&channel, payload.clone()).await {
+                Ok(()) => {
+                    shared.counters.published.fetch_add(1, Ordering::Relaxed);
+                    shared.emit(BusEvent::Published { store, message, from_retry_queue: false });
+                    return Ok(Published::Sent);
+                }
+                Err(error) => Some(error),
             }
-            Err(error) => error,
+        };
+        let failure = |error: Option<DriverError>| {
+            error.unwrap_or_else(|| DriverError::connection("the bus is down and the retry queue refused the message"))
         };
         if !self.inner.options.enabled {
-            return Err(self.give_up(store, message, error));
+            return Err(self.give_up(store, message, failure(error)));
         }
         let pending = PendingPublish { store: store.to_string(), channel, message: message.clone(), payload };
         let (outcome, dropped) = {
@@ -318,21 +332,20 @@ impl BusNode {
             let outcome = queue.push(pending);
             (outcome, oldest.filter(|_| outcome == Queued::DroppedOldest))
         };
-        match outcome {
-            Queued::Refused => Err(self.give_up(store, message, error)),
-            _ => {
-                tracing::warn!(store, %error, "bus publish failed; queued for retry");
-                shared.counters.queued.fetch_add(1, Ordering::Relaxed);
-                shared.emit(BusEvent::Queued { store, message, error: &error });
-                if let Some(dropped) = dropped {
-                    // Only the oldest is reported; with a tiny max_size and
-                    // a long outage more may go, each counted once here.
-                    shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                    shared.emit(BusEvent::Dropped { store: &dropped.store, message: &dropped.message });
-                }
-                Ok(Published::Queued)
-            }
+        if outcome == Queued::Refused {
+            return Err(self.give_up(store, message, failure(error)));
         }
+        match &error {
+            Some(error) => tracing::warn!(store, %error, "bus publish failed; queued for retry"),
+            None => tracing::debug!(store, "bus is down; queued behind earlier messages"),
+        }
+        shared.counters.queued.fetch_add(1, Ordering::Relaxed);
+        shared.emit(BusEvent::Queued { store, message, error: error.as_ref() });
+        if let Some(dropped) = dropped {
+            shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            shared.emit(BusEvent::Dropped { store: &dropped.store, message: &dropped.message });
+        }
+        Ok(Published::Queued)
     }
 
     fn give_up(&self, store: &str, message: &BusMessage, error: DriverError) -> Error {
@@ -547,6 +560,29 @@ mod tests {
         assert_eq!(received.recv_timeout(WAIT).unwrap(), clear);
         assert_eq!(a.queue_len(), 0);
         assert_eq!(a.stats().retried, 2);
+    }
+
+    #[test]
+    fn while_messages_wait_new_ones_queue_behind_them_in_order() {
+        let hub = MemoryBus::new();
+        let a_transport = hub.connect();
+        let a = BusNode::new(a_transport.clone(), no_retry_thread());
+        let b = BusNode::new(hub.connect(), Default::default());
+        let received = futures::executor::block_on(subscribed(&b, "s"));
+        let first = BusMessage::delete("bentocache", vec!["1".into()]);
+        let second = BusMessage::delete("bentocache", vec!["2".into()]);
+
+        a_transport.set_offline(true);
+        assert_eq!(futures::executor::block_on(a.publish("s", &first)).unwrap(), Published::Queued);
+        // The transport works again but nobody said so: the next message is
+        // not tried ahead of the first one.
+        a_transport.set_online_silently();
+        assert_eq!(futures::executor::block_on(a.publish("s", &second)).unwrap(), Published::Queued);
+        assert!(received.recv_timeout(Duration::from_millis(100)).is_err());
+
+        assert_eq!(futures::executor::block_on(a.flush_retry_queue()), 0);
+        assert_eq!(received.recv_timeout(WAIT).unwrap(), first);
+        assert_eq!(received.recv_timeout(WAIT).unwrap(), second);
     }
 
     #[test]
