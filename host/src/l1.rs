@@ -83,7 +83,10 @@ impl L1 {
     pub fn set(&self, key: &str, entry: L1Entry, now: u64, weight: u64) -> bool {
         let ttl = match entry.physical_expiration {
             NEVER => None,
-            at if at <= now => return self.store.remove(key) && false,
+            at if at <= now => {
+                self.store.remove(key);
+                return false;
+            }
             at => Some(Duration::from_millis(at - now)),
         };
         self.store.insert(key, entry, ttl, weight)

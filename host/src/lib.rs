@@ -1,19 +1,51 @@
 //! # bento
 //!
-//! What applications embed: loading storage-driver plugins (`.so` / `.dll` /
-//! `.dylib` built with `bento-plugin-api`) from a file or a folder, and a safe
-//! async [`Driver`] over each driver object.
+//! What applications embed: a multi-tier cache (the Rust counterpart of
+//! Node's BentoCache, wire-compatible with it) whose storage drivers are
+//! shared-library plugins.
+//!
+//! * The cache manager: [`Bento`] holds named [`Store`]s, each an optional
+//!   built-in L1 (decoded values, no deserialization on a hit), an optional
+//!   L2 (any plugin [`Driver`], or anything implementing [`L2Driver`]) and an
+//!   optional bus ([`bus::BusNode`]) keeping other instances' L1 coherent.
+//!   Every [`Cache`] (a store or a namespace of it) offers `get`,
+//!   `get_or_set` (stampede-protected, with grace periods, soft/hard
+//!   timeouts), `set`, tags, events and the rest of SPEC §5.
+//! * Plugin loading: [`Plugin::load`] / [`Plugin::load_folder`] and a safe
+//!   async [`Driver`] / [`Bus`] over each plugin object.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), bento::Error> {
+//! use bento::{Bento, BoxError, L1Options, Store};
+//! use std::time::Duration;
+//!
+//! let bento = Bento::builder().store("main", Store::builder().l1(L1Options::default())).build().await?;
+//! let name: String = bento
+//!     .get_or_set("user:1", |_ctx| async { Ok::<_, BoxError>("Ada".to_string()) })
+//!     .ttl(Duration::from_secs(60))
+//!     .grace(Duration::from_secs(3600))
+//!     .await?;
+//! assert_eq!(bento.get::<String>("user:1").await?, Some(name));
+//! # Ok(()) }
+//! ```
+//!
+//! With an L2 plugin:
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), bento::Error> {
-//! use bento::{DriverOptions, Plugin};
+//! use bento::{Bento, DriverOptions, L1Options, Plugin, Store};
 //!
-//! let plugin = Plugin::load("target/release/libbento_driver_memory.so")?;
-//! let driver = plugin.create_driver("{}", DriverOptions::with_prefix("app")).await?;
-//! driver.set("user:1", b"ada".to_vec(), None).await?;
-//! assert_eq!(driver.get("user:1").await?, Some(b"ada".to_vec()));
+//! let plugin = Plugin::load("target/release/libbento_driver_redis.so")?;
+//! let redis = plugin.create_driver(r#"{"url":"redis://127.0.0.1:6379"}"#, DriverOptions::default()).await?;
+//! let store = Store::builder().l1(L1Options::default()).l2(redis);
+//! let bento = Bento::builder().store("main", store).build().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! Not for: blocking callers without a tokio runtime — `get_or_set` runs its
+//! factory on a spawned tokio task (so it can finish after a timeout), so
+//! use it inside a tokio runtime. Plain L1 hits need no runtime.
 //!
 //! Plugins are never unloaded: a library that used thread-locals cannot be
 //! unloaded safely, so once loaded it stays mapped for the life of the
