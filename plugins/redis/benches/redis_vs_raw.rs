@@ -12,6 +12,7 @@ use bento::{Driver, DriverOptions, Plugin};
 use criterion::{criterion_group, criterion_main, Criterion};
 use redis::aio::ConnectionManager;
 use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 
@@ -21,7 +22,12 @@ const CONCURRENCY: usize = 64;
 
 struct Subjects {
     runtime: Runtime,
+    /// Raw redis-rs whose connection task runs on the bench runtime.
     raw: ConnectionManager,
+    /// Raw redis-rs whose connection task runs on another runtime, as the
+    /// plugin's does: isolates the cost of the runtime hop.
+    raw_elsewhere: ConnectionManager,
+    _other_runtime: Runtime,
     plugin: Driver,
     stored_key: String,
     value: Vec<u8>,
@@ -38,9 +44,22 @@ fn subjects() -> Option<Subjects> {
         let driver = plugin.create_driver(&options, DriverOptions::with_prefix(PREFIX)).await.expect("plugin driver");
         (raw, driver)
     });
+    let other_runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let raw_elsewhere = other_runtime.block_on(async {
+        ConnectionManager::new(redis::Client::open(url.as_str()).expect("valid URL")).await.expect("raw connection")
+    });
     let value = vec![b'x'; 100];
     runtime.block_on(driver.set(KEY, value.clone(), None)).expect("seed the key");
-    Some(Subjects { runtime, raw, plugin: driver, stored_key: format!("{PREFIX}:{KEY}"), value })
+    Some(Subjects {
+        runtime,
+        raw,
+        raw_elsewhere,
+        _other_runtime: other_runtime,
+        plugin: driver,
+        stored_key: format!("{PREFIX}:{KEY}"),
+        value,
+    })
 }
 
 async fn raw_get(connection: &ConnectionManager, key: &str) -> Option<Vec<u8>> {
@@ -57,6 +76,9 @@ fn benches(c: &mut Criterion) {
     let Some(s) = subjects() else { return };
     let mut get = c.benchmark_group("redis_get");
     get.bench_function("raw", |b| b.to_async(&s.runtime).iter(|| raw_get(&s.raw, &s.stored_key)));
+    get.bench_function("raw_other_runtime", |b| {
+        b.to_async(&s.runtime).iter(|| raw_get(&s.raw_elsewhere, &s.stored_key))
+    });
     get.bench_function("plugin", |b| b.to_async(&s.runtime).iter(|| async { s.plugin.get(KEY).await.expect("get") }));
     get.finish();
 
@@ -83,12 +105,10 @@ fn benches(c: &mut Criterion) {
 const ROUNDS: usize = 15;
 const OPS: u32 = 2000;
 
+type Operation<'a> = Box<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + 'a>> + 'a>;
+
 /// Mean time per operation over `OPS` sequential calls.
-fn per_op<F, Fut>(runtime: &Runtime, operation: &F) -> Duration
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = ()>,
-{
+fn per_op(runtime: &Runtime, operation: &Operation<'_>) -> Duration {
     runtime.block_on(async {
         let started = Instant::now();
         for _ in 0..OPS {
@@ -98,49 +118,61 @@ where
     })
 }
 
-/// Alternate short raw and plugin runs so both see the same server and
-/// machine load; the line gives median per-op times and their ratio.
-fn compare<R, RF, P, PF>(runtime: &Runtime, name: &str, raw: R, plugin: P) -> String
-where
-    R: Fn() -> RF,
-    RF: Future<Output = ()>,
-    P: Fn() -> PF,
-    PF: Future<Output = ()>,
-{
-    let (mut raw_samples, mut plugin_samples) = (Vec::new(), Vec::new());
+/// Run the variants in alternation so all see the same server and machine
+/// load; one line per variant: median µs/op and the ratio to the first.
+fn compare(runtime: &Runtime, name: &str, variants: Vec<(&str, Operation<'_>)>) -> String {
+    let mut samples = vec![Vec::new(); variants.len()];
     for _ in 0..ROUNDS {
-        raw_samples.push(per_op(runtime, &raw));
-        plugin_samples.push(per_op(runtime, &plugin));
+        for (index, (_, operation)) in variants.iter().enumerate() {
+            samples[index].push(per_op(runtime, operation));
+        }
     }
-    raw_samples.sort();
-    plugin_samples.sort();
-    let (raw, plugin) = (raw_samples[ROUNDS / 2], plugin_samples[ROUNDS / 2]);
-    format!(
-        "{name}: raw {:.1} µs/op, plugin {:.1} µs/op, plugin/raw = {:.3}",
-        raw.as_secs_f64() * 1e6,
-        plugin.as_secs_f64() * 1e6,
-        plugin.as_secs_f64() / raw.as_secs_f64()
-    )
+    let medians: Vec<Duration> = samples
+        .into_iter()
+        .map(|mut samples| {
+            samples.sort();
+            samples[ROUNDS / 2]
+        })
+        .collect();
+    let mut lines = format!("{name}:");
+    for ((label, _), median) in variants.iter().zip(&medians) {
+        lines.push_str(&format!(
+            "\n    {label:<18} {:>7.1} µs/op  ({:.3}x raw)",
+            median.as_secs_f64() * 1e6,
+            median.as_secs_f64() / medians[0].as_secs_f64()
+        ));
+    }
+    lines
 }
 
 fn interleaved_ratios(s: &Subjects) {
     let get = compare(
         &s.runtime,
         "get",
-        || async {
-            raw_get(&s.raw, &s.stored_key).await;
-        },
-        || async {
-            s.plugin.get(KEY).await.expect("get");
-        },
+        vec![
+            ("raw", Box::new(|| Box::pin(async { drop(raw_get(&s.raw, &s.stored_key).await) }))),
+            (
+                "raw_other_runtime",
+                Box::new(|| Box::pin(async { drop(raw_get(&s.raw_elsewhere, &s.stored_key).await) })),
+            ),
+            ("plugin", Box::new(|| Box::pin(async { drop(s.plugin.get(KEY).await.expect("get")) }))),
+        ],
     );
     let set = compare(
         &s.runtime,
         "set",
-        || raw_set(&s.raw, &s.stored_key, &s.value),
-        || async {
-            s.plugin.set(KEY, s.value.clone(), None).await.expect("set");
-        },
+        vec![
+            ("raw", Box::new(|| Box::pin(raw_set(&s.raw, &s.stored_key, &s.value)))),
+            ("raw_other_runtime", Box::new(|| Box::pin(raw_set(&s.raw_elsewhere, &s.stored_key, &s.value)))),
+            (
+                "plugin",
+                Box::new(|| {
+                    Box::pin(async {
+                        assert!(s.plugin.set(KEY, s.value.clone(), None).await.expect("set"));
+                    })
+                }),
+            ),
+        ],
     );
     println!("\ninterleaved A/B ({ROUNDS} rounds x {OPS} sequential ops, medians):\n  {get}\n  {set}");
 }
