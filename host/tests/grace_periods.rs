@@ -94,3 +94,20 @@ async fn without_grace_a_failing_factory_is_an_error() {
     assert!(matches!(&error, Error::Factory { key, background: false, .. } if key == "k"), "{error:?}");
     assert!(error.to_string().contains("boom"), "{error}");
 }
+
+#[tokio::test]
+async fn expire_keeps_a_graced_copy_in_both_tiers() {
+    for backend in backends("grace_expire") {
+        let s = setup(&backend, "grace_expire", graced()).await;
+        s.bento.set("k", 1u32).ttl(ms(60_000)).await.unwrap();
+        assert!(s.bento.expire("k").await.unwrap(), "{backend:?}");
+        assert_eq!(s.bento.get::<u32>("k").no_grace().await.unwrap(), None, "{backend:?}: no longer fresh");
+        assert_eq!(s.bento.get::<u32>("k").await.unwrap(), Some(1), "{backend:?}: graced from L1");
+        let other = sibling(&s, CacheOptions::new().grace(ms(60_000))).await;
+        assert_eq!(other.get::<u32>("k").await.unwrap(), Some(1), "{backend:?}: graced from L2");
+        assert!(other.has("k").await.unwrap());
+        let calls = Arc::new(AtomicU64::new(0));
+        let value = s.bento.get_or_set("k", counted(&calls, 2u32)).no_timeout().await.unwrap();
+        assert_eq!((value, calls.load(Ordering::SeqCst)), (2, 1), "{backend:?}: refreshed");
+    }
+}
