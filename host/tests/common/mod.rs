@@ -4,6 +4,8 @@
 //! a real driver, and builders for a one-store `Bento`.
 #![allow(dead_code)]
 
+pub mod bus;
+
 use async_trait::async_trait;
 use bento::{Bento, CacheOptions, Driver, DriverError, DriverOptions, L1Options, L2Driver, Plugin, SetItem, Store};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
