@@ -315,9 +315,9 @@ impl CacheDriver for PostgresDriver {
         let pool = Pool::builder(manager)
             .max_size(options.pool_size)
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(timeout))
+            // Waiting and recycling are bounded by the per-operation timeout
+            // around them (one timer per operation instead of three).
             .create_timeout(Some(connect_timeout))
-            .recycle_timeout(Some(timeout))
             .build()
             .map_err(|error| DriverError::invalid_options(format!("invalid pool options: {error}")))?;
 
