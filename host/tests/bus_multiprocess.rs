@@ -204,7 +204,8 @@ fn separate_processes_see_each_others_invalidations() {
     }
     let Some((redis_url, _)) = servers(BusServer::Redis, "bus multiprocess") else { return };
     let (store, prefix) = unique_store("multiprocess");
-    let config = InstanceConfig { redis_url: redis_url.clone(), bus: BusServer::Redis, bus_url: redis_url, store, prefix };
+    let config =
+        InstanceConfig { redis_url: redis_url.clone(), bus: BusServer::Redis, bus_url: redis_url, store, prefix };
     let mut children = [ChildInstance::spawn("b", &config), ChildInstance::spawn("c", &config)];
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let a = runtime.block_on(Instance::start(&config, CacheOptions::new()));

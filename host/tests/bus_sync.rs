@@ -245,9 +245,11 @@ async fn outage_scenario(bus: BusServer, redis_url: &str, bus_url: &str, proxy: 
     assert!(a.node.stats().retried >= queued as u64, "{:?}", a.node.stats());
     for (other, applied) in others.iter().zip(applied_before) {
         let target = applied + queued as u64;
-        eventually("the queued messages to reach the others", || other.applied() >= target, || {
-            format!("{:?}", other.node.stats())
-        })
+        eventually(
+            "the queued messages to reach the others",
+            || other.applied() >= target,
+            || format!("{:?}", other.node.stats()),
+        )
         .await;
     }
     for other in others {

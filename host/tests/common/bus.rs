@@ -188,9 +188,11 @@ pub async fn settle(instances: &[&Instance], published: u64, echoes_seen: bool) 
             i.applied() == published - own.published && (!echoes_seen || own.ignored_own == own.published)
         })
     };
-    eventually("every instance to apply the others' messages", || total() == published && consistent(), || {
-        describe(instances)
-    })
+    eventually(
+        "every instance to apply the others' messages",
+        || total() == published && consistent(),
+        || describe(instances),
+    )
     .await;
     // Nothing more arrives later (no re-publishing, no echo applied).
     tokio::time::sleep(Duration::from_millis(100)).await;
