@@ -17,9 +17,8 @@ pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisOptions {
-    /// Server URL, `redis://[user:password@]host:port[/database]` (or
-    /// `rediss://` when built with TLS support). The database index is the
-    /// URL path. Default: `redis://127.0.0.1:6379` (database 0). Must not be
+    /// Server URL, `redis://[user:password@]host:port[/database]` (TLS is
+    /// not built in). The database index is the URL path. Default: `redis://127.0.0.1:6379` (database 0). Must not be
     /// combined with `cluster`.
     #[serde(default)]
     pub url: Option<String>,
