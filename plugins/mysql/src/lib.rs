@@ -57,8 +57,10 @@ use std::time::Duration;
 #[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MysqlOptions {
-    /// Connection URL, `mysql://user:password@host:port/database`.
-    /// Default: `mysql://root@127.0.0.1:3306/test`.
+    /// Connection URL, `mysql://user:password@host:port/database`, with
+    /// mysql_async's URL parameters (e.g. `?prefer_socket=false` keeps a
+    /// loopback connection on TCP instead of moving to the server's Unix
+    /// socket). Default: `mysql://root@127.0.0.1:3306/test`.
     pub url: String,
     /// Table holding the entries: letters, digits and `_`, not starting with
     /// a digit, at most 64 bytes. Default: `bentocache`.
@@ -127,6 +129,8 @@ mod codes {
     pub const QUERY_TIMEOUT: u16 = 3024;
     /// ER_LOCK_WAIT_TIMEOUT.
     pub const LOCK_WAIT_TIMEOUT: u16 = 1205;
+    /// ER_LOCK_DEADLOCK.
+    pub const DEADLOCK: u16 = 1213;
     /// ER_TABLE_EXISTS_ERROR.
     pub const TABLE_EXISTS: u16 = 1050;
 }
@@ -293,18 +297,30 @@ struct Shared {
 
 impl Shared {
     /// Run `operation` on a pooled connection, bounded by the configured
-    /// timeout; fails fast once disconnected.
+    /// timeout; fails fast once disconnected. An operation InnoDB picked as
+    /// a deadlock victim was rolled back whole, so it is run again (with a
+    /// short, growing pause) until it succeeds or the timeout expires:
+    /// racing upserts, deletes and pulls of one key do deadlock.
     async fn with_conn<T, F, Fut>(&self, context: &'static str, operation: F) -> DriverResult<T>
     where
-        F: FnOnce(Conn) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = Result<T, mysql_async::Error>>,
     {
         if self.disconnected.load(Ordering::Acquire) {
             return Err(DriverError::disconnected());
         }
         let work = async {
-            let conn = self.pool.get_conn().await.map_err(|error| mysql_error(context, error))?;
-            operation(conn).await.map_err(|error| mysql_error(context, error))
+            let mut pause = Duration::from_micros(500);
+            loop {
+                let conn = self.pool.get_conn().await.map_err(|error| mysql_error(context, error))?;
+                match operation(conn).await {
+                    Err(mysql_async::Error::Server(server)) if server.code == codes::DEADLOCK => {
+                        tokio::time::sleep(pause + jitter(pause)).await;
+                        pause = (pause * 2).min(Duration::from_millis(50));
+                    }
+                    result => return result.map_err(|error| mysql_error(context, error)),
+                }
+            }
         };
         match tokio::time::timeout(self.timeout, work).await {
             Ok(result) => result,
@@ -354,7 +370,14 @@ fn connection_opts(options: &MysqlOptions) -> DriverResult<Opts> {
         .with_constraints(PoolConstraints::new(1, options.pool_size).expect("1 <= pool_size, checked above"))
         .with_inactive_connection_ttl(Duration::from_secs(60))
         .with_reset_connection(false);
-    Ok(OptsBuilder::from_opts(url_opts).pool_opts(pool_opts).setup(vec!["SET time_zone = '+00:00'"]).into())
+    Ok(OptsBuilder::from_opts(url_opts)
+        .pool_opts(pool_opts)
+        .setup(vec![
+            "SET time_zone = '+00:00'",
+            // No gap locks: fewer deadlocks between racing upserts and pulls.
+            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        ])
+        .into())
 }
 
 async fn create_table(conn: &mut Conn, table: &str) -> Result<(), mysql_async::Error> {
@@ -433,16 +456,16 @@ impl CacheDriver for MysqlDriver {
 
     async fn get(&self, key: &str) -> DriverResult<Option<Vec<u8>>> {
         let key = self.stored_key(key)?;
-        let sql = &self.shared.statements.get;
-        self.shared.with_conn("get", |mut conn| async move { conn.exec_first(sql, (key.hash, key.key)).await }).await
+        let (key, sql) = (&key, &self.shared.statements.get);
+        self.shared.with_conn("get", |mut conn| async move { conn.exec_first(sql, (&key.hash, &key.key)).await }).await
     }
 
     async fn has(&self, key: &str) -> DriverResult<bool> {
         let key = self.stored_key(key)?;
-        let sql = &self.shared.statements.has;
+        let (key, sql) = (&key, &self.shared.statements.has);
         self.shared
             .with_conn("has", |mut conn| async move {
-                let found: Option<i64> = conn.exec_first(sql, (key.hash, key.key)).await?;
+                let found: Option<i64> = conn.exec_first(sql, (&key.hash, &key.key)).await?;
                 Ok(found.is_some())
             })
             .await
@@ -451,13 +474,13 @@ impl CacheDriver for MysqlDriver {
     async fn get_many(&self, keys: &[String]) -> DriverResult<Vec<Option<Vec<u8>>>> {
         let stored = keys.iter().map(|key| self.stored_key(key)).collect::<DriverResult<Vec<_>>>()?;
         let statements = &self.shared.statements;
-        let hashes: Vec<Vec<u8>> = stored.iter().map(|key| key.hash.clone()).collect();
+        let hashes: &[StoredKey] = &stored;
         let found: HashMap<Vec<u8>, Vec<u8>> = self
             .shared
             .with_conn("get_many", |mut conn| async move {
                 let mut found = HashMap::new();
                 for chunk in hashes.chunks(BATCH_ROWS) {
-                    let params: Vec<Value> = chunk.iter().cloned().map(Value::Bytes).collect();
+                    let params: Vec<Value> = chunk.iter().map(|key| Value::Bytes(key.hash.clone())).collect();
                     let rows: Vec<(Vec<u8>, Vec<u8>)> = conn.exec(statements.get_many(chunk.len()), params).await?;
                     found.extend(rows);
                 }
@@ -469,7 +492,7 @@ impl CacheDriver for MysqlDriver {
     }
 
     async fn pull(&self, key: &str) -> DriverResult<Option<Vec<u8>>> {
-        let key = self.stored_key(key)?;
+        let key = &self.stored_key(key)?;
         let statements = &self.shared.statements;
         self.shared
             .with_conn("pull", |mut conn| async move {
@@ -489,13 +512,15 @@ impl CacheDriver for MysqlDriver {
         let key = self.stored_key(key)?;
         self.shared.check_value_size(&key, &value)?;
         let sql = &self.shared.statements.set;
-        let params = Params::Positional(vec![
+        let params = &Params::Positional(vec![
             Value::Bytes(key.hash),
             Value::Bytes(key.key),
             Value::Bytes(value),
             ttl_param(ttl),
         ]);
-        self.shared.with_conn("set", |mut conn| async move { conn.exec_drop(sql, params).await.map(|()| true) }).await
+        self.shared
+            .with_conn("set", |mut conn| async move { conn.exec_drop(sql, params.clone()).await.map(|()| true) })
+            .await
     }
 
     async fn set_many(&self, items: Vec<SetItem>) -> DriverResult<bool> {
@@ -508,29 +533,27 @@ impl CacheDriver for MysqlDriver {
             self.shared.check_value_size(&key, &item.value)?;
             rows.push([Value::Bytes(key.hash), Value::Bytes(key.key), Value::Bytes(item.value), ttl_param(item.ttl)]);
         }
-        let statements = &self.shared.statements;
+        // Big values go one statement each so a statement stays below
+        // max_allowed_packet; small ones share statements.
+        let mut batches: Vec<Vec<Value>> = vec![Vec::new()];
+        let mut batch_bytes = 0;
+        for row in rows {
+            let row_bytes: usize = row.iter().map(value_len).sum();
+            let current = batches.last().expect("never empty");
+            if !current.is_empty() && (current.len() / 4 >= BATCH_ROWS || batch_bytes + row_bytes > BATCH_BYTES) {
+                batches.push(Vec::new());
+                batch_bytes = 0;
+            }
+            batch_bytes += row_bytes;
+            batches.last_mut().expect("never empty").extend(row);
+        }
+        let (batches, statements) = (&batches, &self.shared.statements);
         self.shared
             .with_conn("set_many", |mut conn| async move {
-                // Big values go one statement each so a statement stays
-                // below max_allowed_packet; small ones share statements.
                 // One transaction keeps the batch all-or-nothing.
                 let mut transaction = conn.start_transaction(TxOpts::default()).await?;
-                let mut pending: Vec<Vec<Value>> = vec![Vec::new()];
-                let mut pending_bytes = 0;
-                for row in rows {
-                    let row_bytes: usize = row.iter().map(value_len).sum();
-                    let current = pending.last().expect("never empty");
-                    if !current.is_empty()
-                        && (current.len() / 4 >= BATCH_ROWS || pending_bytes + row_bytes > BATCH_BYTES)
-                    {
-                        pending.push(Vec::new());
-                        pending_bytes = 0;
-                    }
-                    pending_bytes += row_bytes;
-                    pending.last_mut().expect("never empty").extend(row);
-                }
-                for params in pending {
-                    transaction.exec_drop(statements.set_many(params.len() / 4), params).await?;
+                for params in batches {
+                    transaction.exec_drop(statements.set_many(params.len() / 4), params.clone()).await?;
                 }
                 transaction.commit().await?;
                 Ok(true)
@@ -540,10 +563,10 @@ impl CacheDriver for MysqlDriver {
 
     async fn delete(&self, key: &str) -> DriverResult<bool> {
         let key = self.stored_key(key)?;
-        let sql = &self.shared.statements.delete;
+        let (key, sql) = (&key, &self.shared.statements.delete);
         self.shared
             .with_conn("delete", |mut conn| async move {
-                conn.exec_drop(sql, (key.hash, key.key)).await?;
+                conn.exec_drop(sql, (&key.hash, &key.key)).await?;
                 Ok(conn.affected_rows() > 0)
             })
             .await
@@ -554,17 +577,22 @@ impl CacheDriver for MysqlDriver {
             return Ok(0);
         }
         let stored = keys.iter().map(|key| self.stored_key(key)).collect::<DriverResult<Vec<_>>>()?;
-        let statements = &self.shared.statements;
+        let (stored, statements) = (&stored, &self.shared.statements);
         self.shared
             .with_conn("delete_many", |mut conn| async move {
+                if stored.len() <= BATCH_ROWS {
+                    conn.exec_drop(statements.delete_many(stored.len()), delete_many_params(stored)).await?;
+                    return Ok(conn.affected_rows());
+                }
+                // Several statements: one transaction, so a deadlock retry starts from scratch
+                // and the count stays exact.
+                let mut transaction = conn.start_transaction(TxOpts::default()).await?;
                 let mut removed = 0;
                 for chunk in stored.chunks(BATCH_ROWS) {
-                    let hashes = chunk.iter().map(|key| Value::Bytes(key.hash.clone()));
-                    let keys = chunk.iter().map(|key| Value::Bytes(key.key.clone()));
-                    let params: Vec<Value> = hashes.chain(keys).collect();
-                    conn.exec_drop(statements.delete_many(chunk.len()), params).await?;
-                    removed += conn.affected_rows();
+                    transaction.exec_drop(statements.delete_many(chunk.len()), delete_many_params(chunk)).await?;
+                    removed += transaction.affected_rows();
                 }
+                transaction.commit().await?;
                 Ok(removed)
             })
             .await
@@ -578,7 +606,7 @@ impl CacheDriver for MysqlDriver {
                 .with_conn("clear", |mut conn| async move { conn.exec_drop(&statements.clear_all, ()).await })
                 .await;
         }
-        let pattern = like_prefix_pattern(&self.prefix.scope());
+        let pattern = &like_prefix_pattern(&self.prefix.scope());
         self.shared
             .with_conn("clear", |mut conn| async move { conn.exec_drop(&statements.clear_prefix, (pattern,)).await })
             .await
@@ -599,6 +627,20 @@ impl CacheDriver for MysqlDriver {
         }
         Ok(())
     }
+}
+
+/// Up to `pause` of pseudo-random extra wait, so deadlocked peers retry at
+/// different times.
+fn jitter(pause: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let pause_nanos = u32::try_from(pause.as_nanos()).unwrap_or(u32::MAX).max(1);
+    Duration::from_nanos(u64::from(nanos % pause_nanos))
+}
+
+/// Parameters of [`Statements::delete_many`]: every hash, then every key.
+fn delete_many_params(keys: &[StoredKey]) -> Vec<Value> {
+    let hashes = keys.iter().map(|key| Value::Bytes(key.hash.clone()));
+    hashes.chain(keys.iter().map(|key| Value::Bytes(key.key.clone()))).collect()
 }
 
 fn value_len(value: &Value) -> usize {
