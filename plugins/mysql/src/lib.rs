@@ -527,12 +527,18 @@ impl CacheDriver for MysqlDriver {
         if items.is_empty() {
             return Ok(true);
         }
-        let mut rows = Vec::with_capacity(items.len());
+        // The last occurrence of a key wins, like consecutive sets; rows go
+        // in primary-key order so concurrent batches lock them in the same
+        // order.
+        let mut latest = std::collections::BTreeMap::new();
         for item in items {
             let key = self.stored_key(&item.key)?;
             self.shared.check_value_size(&key, &item.value)?;
-            rows.push([Value::Bytes(key.hash), Value::Bytes(key.key), Value::Bytes(item.value), ttl_param(item.ttl)]);
+            latest.insert(key.hash, (key.key, item.value, item.ttl));
         }
+        let rows = latest.into_iter().map(|(hash, (key, value, ttl))| {
+            [Value::Bytes(hash), Value::Bytes(key), Value::Bytes(value), ttl_param(ttl)]
+        });
         // Big values go one statement each so a statement stays below
         // max_allowed_packet; small ones share statements.
         let mut batches: Vec<Vec<Value>> = vec![Vec::new()];

@@ -445,24 +445,18 @@ impl CacheDriver for PostgresDriver {
             return Ok(true);
         }
         // One INSERT .. ON CONFLICT may not touch a row twice: keep the last
-        // occurrence of each key, like consecutive sets would.
-        let mut position: HashMap<Vec<u8>, usize> = HashMap::with_capacity(items.len());
-        let (mut keys, mut values, mut ttls) = (Vec::new(), Vec::new(), Vec::new());
+        // occurrence of each key, like consecutive sets would. Rows go in
+        // key order so concurrent batches lock them in the same order and
+        // cannot deadlock each other.
+        let mut latest: std::collections::BTreeMap<Vec<u8>, (Vec<u8>, Option<i64>)> = Default::default();
         for item in items {
-            let key = self.stored_key(&item.key);
-            let ttl = ttl_param(item.ttl);
-            match position.get(&key) {
-                Some(&index) => {
-                    values[index] = item.value;
-                    ttls[index] = ttl;
-                }
-                None => {
-                    position.insert(key.clone(), keys.len());
-                    keys.push(key);
-                    values.push(item.value);
-                    ttls.push(ttl);
-                }
-            }
+            latest.insert(self.stored_key(&item.key), (item.value, ttl_param(item.ttl)));
+        }
+        let (mut keys, mut values, mut ttls) = (Vec::new(), Vec::new(), Vec::new());
+        for (key, (value, ttl)) in latest {
+            keys.push(key);
+            values.push(value);
+            ttls.push(ttl);
         }
         let sql = &self.shared.statements.set_many;
         self.shared
