@@ -31,6 +31,14 @@ if ! listening 3306 && [ -x /usr/sbin/mariadbd ]; then
   wait_for 3306 MariaDB
 fi
 
+# 16 MiB values must fit in one MariaDB packet (the server default is 16 MiB
+# in total, too small for a 16 MiB value plus the statement). A runtime
+# setting: reapplied on every run.
+if listening 3306 && command -v mariadb >/dev/null; then
+  mariadb -uroot -h 127.0.0.1 -e "SET GLOBAL max_allowed_packet=67108864" 2>/dev/null \
+    || echo "start-services: could not raise MariaDB max_allowed_packet (16 MiB values will fail)" >&2
+fi
+
 if ! listening 4222 && [ -x /usr/sbin/nats-server ]; then
   echo "start-services: starting NATS"
   start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
