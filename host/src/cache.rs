@@ -265,19 +265,11 @@ impl Cache {
     ) {
         let Some(l1) = &self.inner.l1 else { return };
         let logical_expiration = entry.logical_expiration.unwrap_or(NEVER);
-        let physical_expiration = match entry.logical_expiration {
-            None => NEVER,
-            Some(at) => ms_after(at, grace.unwrap_or_default()),
-        };
-        let tags = (!entry.tags.is_empty()).then(|| Arc::from(entry.tags.as_slice()));
-        let l1_entry = L1Entry {
-            value: Arc::new(entry.value.clone()),
-            created_at: entry.created_at,
-            logical_expiration,
-            physical_expiration,
-            tags,
-        };
-        l1.set(key, l1_entry, now, weight);
+        let physical_expiration = L1::physical_expiration(logical_expiration, grace);
+        let tags = (!entry.tags.is_empty()).then(|| Arc::new(entry.tags.clone()));
+        let l1_entry =
+            L1Entry { value: Arc::new(entry.value.clone()), created_at: entry.created_at, logical_expiration, tags };
+        l1.set(key, l1_entry, physical_expiration, now, weight);
     }
 
     /// Write `entry` to L1, then L2 (unless skipped), then the bus (unless

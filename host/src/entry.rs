@@ -9,7 +9,7 @@
 //! absent when the entry never expires.
 
 use serde::{Deserialize, Serialize};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// One cached value with its metadata, as stored in L2.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,8 +36,65 @@ impl<V> Entry<V> {
 }
 
 /// Milliseconds since the Unix epoch.
+///
+/// On the L1 hit path this is the only clock read, and `SystemTime::now()`
+/// costs 40–60 ns on virtual machines; so the wall clock is read at most
+/// every 100 ms and extrapolated in between with the TSC (`quanta`,
+/// ~10 ns). Never behind the wall clock by more than the extrapolation
+/// error over 100 ms, i.e. well under a millisecond.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    clock::now_ms()
+}
+
+mod clock {
+    use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    const RESYNC_NANOS: u64 = 100_000_000;
+
+    struct Anchor {
+        clock: quanta::Clock,
+        origin_raw: u64,
+        origin_wall: u64,
+        /// Wall clock minus the extrapolation, refreshed every resync. One
+        /// atomic, so a reader racing a resync sees the old or the new
+        /// correction, both valid.
+        correction: AtomicI64,
+        last_sync: AtomicU64,
+    }
+
+    fn wall_nanos() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    }
+
+    fn anchor() -> &'static Anchor {
+        static ANCHOR: OnceLock<Anchor> = OnceLock::new();
+        ANCHOR.get_or_init(|| {
+            let clock = quanta::Clock::new();
+            let origin_raw = clock.raw();
+            Anchor {
+                clock,
+                origin_raw,
+                origin_wall: wall_nanos(),
+                correction: AtomicI64::new(0),
+                last_sync: AtomicU64::new(0),
+            }
+        })
+    }
+
+    pub fn now_ms() -> u64 {
+        let anchor = anchor();
+        let elapsed = anchor.clock.delta_as_nanos(anchor.origin_raw, anchor.clock.raw());
+        let extrapolated = anchor.origin_wall.saturating_add(elapsed);
+        if elapsed.saturating_sub(anchor.last_sync.load(Ordering::Relaxed)) >= RESYNC_NANOS {
+            anchor.last_sync.store(elapsed, Ordering::Relaxed);
+            let wall = wall_nanos();
+            anchor.correction.store(wall as i64 - extrapolated as i64, Ordering::Relaxed);
+            return wall / 1_000_000;
+        }
+        (extrapolated as i64 + anchor.correction.load(Ordering::Relaxed)) as u64 / 1_000_000
+    }
 }
 
 /// `now` plus `duration` in ms, saturating.
@@ -53,6 +110,16 @@ pub fn logical_expiration(now: u64, ttl: Option<Duration>) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn now_ms_follows_the_wall_clock() {
+        for _ in 0..3 {
+            let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+            let ours = now_ms();
+            assert!(ours.abs_diff(wall) <= 2, "{ours} vs {wall}");
+            std::thread::sleep(Duration::from_millis(120));
+        }
+    }
 
     #[test]
     fn expiry_is_inclusive_and_forever_never_expires() {

@@ -3,6 +3,7 @@
 //! (logical expiry) is checked by the caller; the store only enforces the
 //! physical TTL (ttl + grace) and the size limits.
 
+use crate::entry::ms_after;
 use bento_memory_store::{MemoryStore, MemoryStoreOptions};
 use std::any::Any;
 use std::sync::Arc;
@@ -24,10 +25,9 @@ pub(crate) struct L1Entry {
     pub created_at: u64,
     /// Logical expiration in ms, [`NEVER`] for forever.
     pub logical_expiration: u64,
-    /// Physical expiration in ms, [`NEVER`] for forever (kept so that a
-    /// logically expired copy can be re-inserted with the same lifetime).
-    pub physical_expiration: u64,
-    pub tags: Option<Arc<[String]>>,
+    /// A thin pointer (8 bytes): most entries have no tags, and 1 M
+    /// entries must fit in < 300 MB.
+    pub tags: Option<Arc<Vec<String>>>,
 }
 
 impl L1Entry {
@@ -36,7 +36,7 @@ impl L1Entry {
     }
 
     pub fn tags(&self) -> &[String] {
-        self.tags.as_deref().unwrap_or(&[])
+        self.tags.as_deref().map_or(&[], Vec::as_slice)
     }
 
     pub fn logical_expiration(&self) -> Option<u64> {
@@ -79,9 +79,18 @@ impl L1 {
         self.store.get(key)
     }
 
-    /// Store `entry`; its physical expiration decides the store TTL.
-    pub fn set(&self, key: &str, entry: L1Entry, now: u64, weight: u64) -> bool {
-        let ttl = match entry.physical_expiration {
+    /// The physical expiration (ms, [`NEVER`] for forever) of an entry
+    /// with `logical_expiration` under `grace`: ttl + grace.
+    pub fn physical_expiration(logical_expiration: u64, grace: Option<Duration>) -> u64 {
+        match logical_expiration {
+            NEVER => NEVER,
+            at => ms_after(at, grace.unwrap_or_default()),
+        }
+    }
+
+    /// Store `entry` until `physical_expiration` (ms, [`NEVER`] = forever).
+    pub fn set(&self, key: &str, entry: L1Entry, physical_expiration: u64, now: u64, weight: u64) -> bool {
+        let ttl = match physical_expiration {
             NEVER => None,
             at if at <= now => {
                 self.store.remove(key);
@@ -92,11 +101,14 @@ impl L1 {
         self.store.insert(key, entry, ttl, weight)
     }
 
-    /// Make `key` logically expired, keeping a stale copy for grace.
-    pub fn expire(&self, key: &str, now: u64) -> bool {
+    /// Make `key` logically expired, keeping the stale copy until its
+    /// original physical expiration (logical + `grace`), so an operation
+    /// with grace can still serve it.
+    pub fn expire(&self, key: &str, now: u64, grace: Option<Duration>) -> bool {
         let Some(mut entry) = self.store.get(key) else { return false };
+        let physical_expiration = L1::physical_expiration(entry.logical_expiration, grace);
         entry.logical_expiration = entry.logical_expiration.min(now);
-        self.set(key, entry, now, 0);
+        self.set(key, entry, physical_expiration, now, 0);
         true
     }
 
@@ -118,22 +130,16 @@ mod tests {
     use super::*;
     use crate::entry::now_ms;
 
-    fn entry(value: u32, logical: u64, physical: u64) -> L1Entry {
-        L1Entry {
-            value: Arc::new(value),
-            created_at: 1,
-            logical_expiration: logical,
-            physical_expiration: physical,
-            tags: None,
-        }
+    fn entry(value: u32, logical: u64) -> L1Entry {
+        L1Entry { value: Arc::new(value), created_at: 1, logical_expiration: logical, tags: None }
     }
 
     #[test]
     fn expire_keeps_a_stale_copy() {
         let l1 = L1::new(&L1Options::default()).namespace("p");
         let now = now_ms();
-        l1.set("k", entry(7, NEVER, NEVER), now, 0);
-        assert!(l1.expire("k", now));
+        l1.set("k", entry(7, NEVER), NEVER, now, 0);
+        assert!(l1.expire("k", now, Some(Duration::from_secs(60))));
         let stale = l1.get("k").unwrap();
         assert!(!stale.is_fresh(now));
         assert_eq!(stale.downcast::<u32>(), Some(7));
@@ -144,7 +150,7 @@ mod tests {
     fn physically_expired_entries_are_not_stored() {
         let l1 = L1::new(&L1Options::default());
         let now = now_ms();
-        assert!(!l1.set("k", entry(1, now - 10, now - 5), now, 0));
+        assert!(!l1.set("k", entry(1, now - 10), now - 5, now, 0));
         assert!(l1.get("k").is_none());
     }
 }

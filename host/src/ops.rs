@@ -53,56 +53,55 @@ impl<T> Future for CacheFuture<'_, T> {
 macro_rules! option_setters {
     () => {
         /// Logical TTL of the value.
-        pub fn ttl(mut self, ttl: Duration) -> Self {
-            self.options = self.options.ttl(ttl);
-            self
+        pub fn ttl(self, ttl: Duration) -> Self {
+            self.with_options(|options| options.ttl(ttl))
         }
 
         /// The value never expires logically.
-        pub fn forever(mut self) -> Self {
-            self.options = self.options.forever();
-            self
+        pub fn forever(self) -> Self {
+            self.with_options(|options| options.forever())
         }
 
         /// Enable grace for this long.
-        pub fn grace(mut self, grace: Duration) -> Self {
-            self.options = self.options.grace(grace);
-            self
+        pub fn grace(self, grace: Duration) -> Self {
+            self.with_options(|options| options.grace(grace))
         }
 
         /// Disable grace.
-        pub fn no_grace(mut self) -> Self {
-            self.options = self.options.no_grace();
-            self
+        pub fn no_grace(self) -> Self {
+            self.with_options(|options| options.no_grace())
         }
 
         /// Grace backoff after a failed refresh.
-        pub fn grace_backoff(mut self, backoff: Duration) -> Self {
-            self.options = self.options.grace_backoff(backoff);
-            self
+        pub fn grace_backoff(self, backoff: Duration) -> Self {
+            self.with_options(|options| options.grace_backoff(backoff))
         }
 
         /// Skip the L2 write.
-        pub fn skip_l2_write(mut self) -> Self {
-            self.options = self.options.skip_l2_write(true);
-            self
+        pub fn skip_l2_write(self) -> Self {
+            self.with_options(|options| options.skip_l2_write(true))
         }
 
         /// Skip the bus notification.
-        pub fn skip_bus_notify(mut self) -> Self {
-            self.options = self.options.skip_bus_notify(true);
-            self
+        pub fn skip_bus_notify(self) -> Self {
+            self.with_options(|options| options.skip_bus_notify(true))
         }
 
         /// Whether L2 errors are logged and ignored.
-        pub fn suppress_l2_errors(mut self, suppress: bool) -> Self {
-            self.options = self.options.suppress_l2_errors(suppress);
-            self
+        pub fn suppress_l2_errors(self, suppress: bool) -> Self {
+            self.with_options(|options| options.suppress_l2_errors(suppress))
         }
 
         /// Layer a whole option set over what was set so far.
-        pub fn options(mut self, options: CacheOptions) -> Self {
-            self.options = options.over(&self.options);
+        pub fn options(self, layered: CacheOptions) -> Self {
+            self.with_options(|options| layered.over(&options))
+        }
+
+        // Options are boxed and created on first use, so that a builder
+        // without options (the L1 hit path) stays a few words wide.
+        fn with_options(mut self, change: impl FnOnce(CacheOptions) -> CacheOptions) -> Self {
+            let current = self.options.take().map(|options| *options).unwrap_or_default();
+            self.options = Some(Box::new(change(current)));
             self
         }
     };
@@ -113,7 +112,7 @@ macro_rules! option_setters {
 pub struct Get<'a, T> {
     pub(crate) cache: &'a Cache,
     pub(crate) key: &'a str,
-    pub(crate) options: CacheOptions,
+    pub(crate) options: Option<Box<CacheOptions>>,
     pub(crate) value: PhantomData<fn() -> T>,
 }
 
@@ -130,7 +129,7 @@ impl<'a, T: CacheValue> IntoFuture for Get<'a, T> {
         if let Some(value) = self.cache.l1_fresh::<T>(self.key) {
             return CacheFuture::ready(Ok(Some(value)));
         }
-        CacheFuture::pending(self.cache.get_slow(self.key, self.options))
+        CacheFuture::pending(self.cache.get_slow(self.key, self.options.map(|options| *options).unwrap_or_default()))
     }
 }
 
@@ -140,7 +139,7 @@ pub struct GetOrSet<'a, T, F> {
     pub(crate) cache: &'a Cache,
     pub(crate) key: &'a str,
     pub(crate) factory: F,
-    pub(crate) options: CacheOptions,
+    pub(crate) options: Option<Box<CacheOptions>>,
     pub(crate) tags: Vec<String>,
     pub(crate) value: PhantomData<fn() -> T>,
 }
@@ -149,33 +148,28 @@ impl<T, F> GetOrSet<'_, T, F> {
     option_setters!();
 
     /// Soft timeout (zero = stale-while-revalidate).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.options = self.options.timeout(timeout);
-        self
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.with_options(|options| options.timeout(timeout))
     }
 
     /// Wait for the factory however long it takes, even with a graced value.
-    pub fn no_timeout(mut self) -> Self {
-        self.options = self.options.no_timeout();
-        self
+    pub fn no_timeout(self) -> Self {
+        self.with_options(|options| options.no_timeout())
     }
 
     /// Fail with `Error::HardTimeout` after this long.
-    pub fn hard_timeout(mut self, timeout: Duration) -> Self {
-        self.options = self.options.hard_timeout(timeout);
-        self
+    pub fn hard_timeout(self, timeout: Duration) -> Self {
+        self.with_options(|options| options.hard_timeout(timeout))
     }
 
     /// Maximum wait for another caller computing the same key.
-    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
-        self.options = self.options.lock_timeout(timeout);
-        self
+    pub fn lock_timeout(self, timeout: Duration) -> Self {
+        self.with_options(|options| options.lock_timeout(timeout))
     }
 
     /// Run the factory even if a fresh value exists.
-    pub fn force_fresh(mut self) -> Self {
-        self.options = self.options.force_fresh(true);
-        self
+    pub fn force_fresh(self) -> Self {
+        self.with_options(|options| options.force_fresh(true))
     }
 
     /// Tags of the computed value.
@@ -191,13 +185,15 @@ impl<'a, T: CacheValue, F: Factory<T>> IntoFuture for GetOrSet<'a, T, F> {
 
     #[inline]
     fn into_future(self) -> Self::IntoFuture {
-        let force_fresh = self.options.force_fresh.unwrap_or(self.cache.settings().force_fresh);
+        let force_fresh =
+            self.options.as_ref().and_then(|options| options.force_fresh).unwrap_or(self.cache.settings().force_fresh);
         if !force_fresh {
             if let Some(value) = self.cache.l1_fresh::<T>(self.key) {
                 return CacheFuture::ready(Ok(value));
             }
         }
-        CacheFuture::pending(self.cache.get_or_set_slow(self.key, self.factory, self.options, self.tags))
+        let options = self.options.map(|options| *options).unwrap_or_default();
+        CacheFuture::pending(self.cache.get_or_set_slow(self.key, self.factory, options, self.tags))
     }
 }
 
@@ -207,7 +203,7 @@ pub struct Set<'a, T> {
     pub(crate) cache: &'a Cache,
     pub(crate) key: &'a str,
     pub(crate) value: T,
-    pub(crate) options: CacheOptions,
+    pub(crate) options: Option<Box<CacheOptions>>,
     pub(crate) tags: Vec<String>,
 }
 
@@ -228,7 +224,7 @@ impl<'a, T: CacheValue> IntoFuture for Set<'a, T> {
     fn into_future(self) -> Self::IntoFuture {
         let Set { cache, key, value, options, tags } = self;
         CacheFuture::pending(async move {
-            let settings = cache.settings_with(&options)?;
+            let settings = cache.settings_with(&options.map(|options| *options).unwrap_or_default())?;
             cache.write(key, value, tags, &settings).await
         })
     }

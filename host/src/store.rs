@@ -202,7 +202,7 @@ impl Store {
             match change.kind {
                 MessageKind::Set | MessageKind::Expire => {
                     for key in &change.keys {
-                        l1.expire(key, now);
+                        l1.expire(key, now, core.settings.grace);
                     }
                 }
                 MessageKind::Delete => {

@@ -27,7 +27,7 @@ impl Cache {
     /// # Ok(()) }
     /// ```
     pub fn get<'a, T: CacheValue>(&'a self, key: &'a str) -> Get<'a, T> {
-        Get { cache: self, key, options: CacheOptions::new(), value: PhantomData }
+        Get { cache: self, key, options: None, value: PhantomData }
     }
 
     pub(crate) async fn get_slow<T: CacheValue>(&self, key: &str, options: CacheOptions) -> Result<Option<T>, Error> {
@@ -59,7 +59,7 @@ impl Cache {
     /// many callers miss at the same time. See `get_or_set.rs` for grace and
     /// timeouts.
     pub fn get_or_set<'a, T: CacheValue, F: Factory<T>>(&'a self, key: &'a str, factory: F) -> GetOrSet<'a, T, F> {
-        GetOrSet { cache: self, key, factory, options: CacheOptions::new(), tags: Vec::new(), value: PhantomData }
+        GetOrSet { cache: self, key, factory, options: None, tags: Vec::new(), value: PhantomData }
     }
 
     /// [`Cache::get_or_set`] whose value never expires logically.
@@ -73,7 +73,7 @@ impl Cache {
 
     /// Store `value` at `key` (L1, then L2, then the bus).
     pub fn set<'a, T: CacheValue>(&'a self, key: &'a str, value: T) -> Set<'a, T> {
-        Set { cache: self, key, value, options: CacheOptions::new(), tags: Vec::new() }
+        Set { cache: self, key, value, options: None, tags: Vec::new() }
     }
 
     /// [`Cache::set`] with no logical expiry.
@@ -179,7 +179,7 @@ impl Cache {
     pub async fn expire(&self, key: &str) -> Result<bool, Error> {
         let settings = &self.inner.core.settings;
         let now = now_ms();
-        let mut found = self.inner.l1.as_ref().is_some_and(|l1| l1.expire(key, now));
+        let mut found = self.inner.l1.as_ref().is_some_and(|l1| l1.expire(key, now, settings.grace));
         if self.inner.l2.is_some() {
             if let Err(source) = self.expire_l2(key, now, settings).await.map(|hit| found |= hit) {
                 self.l2_failed(key, source, settings)?;
