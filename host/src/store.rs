@@ -178,8 +178,15 @@ impl Store {
     /// changes from other instances reach [`Store::apply_message`].
     pub(crate) async fn connect_bus(&self) -> Result<(), Error> {
         let Some(bus) = &self.core.bus else { return Ok(()) };
-        let store = self.clone();
-        bus.subscribe(&self.core.name, move |message| store.apply_message(&message)).await
+        // A weak reference: the bus node (owned by the store) holds this
+        // handler, so a strong one would keep the store alive forever.
+        let core = Arc::downgrade(&self.core);
+        bus.subscribe(&self.core.name, move |message| {
+            if let Some(core) = core.upgrade() {
+                core.apply_message(&message);
+            }
+        })
+        .await
     }
 
     /// Close the store's bus node, if any.
@@ -195,7 +202,13 @@ impl Store {
     /// for grace), Delete removes them, Clear clears the namespace. Never
     /// re-published.
     pub fn apply_message(&self, change: &BusMessage) {
-        let core = &self.core;
+        self.core.apply_message(change);
+    }
+}
+
+impl StoreCore {
+    fn apply_message(&self, change: &BusMessage) {
+        let core = self;
         if let Some(l1_root) = &core.l1_root {
             let l1 = l1_root.namespace(&change.namespace);
             let now = crate::entry::now_ms();
