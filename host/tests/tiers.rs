@@ -188,3 +188,44 @@ async fn typed_values_of_another_type_fall_back_to_l2() {
     // L1 holds a u64; asking for a u32 reads and decodes the L2 copy.
     assert_eq!(s.bento.get::<u32>("n").await.unwrap(), Some(7));
 }
+
+#[tokio::test]
+async fn the_factory_context_controls_how_the_value_is_cached() {
+    for backend in backends("tiers_factory_ctx") {
+        let s = setup(&backend, "ctx", SetupOptions::default()).await;
+        // skip(): returned to this caller, cached nowhere.
+        let value: Option<u32> = s
+            .bento
+            .get_or_set("skipped", |ctx: bento::FactoryContext<Option<u32>>| async move {
+                ctx.skip();
+                Ok::<_, bento::BoxError>(None)
+            })
+            .await
+            .unwrap();
+        assert_eq!(value, None);
+        assert!(s.bento.missing("skipped").await.unwrap(), "{backend:?}");
+
+        // skip_l2_write: L1 only.
+        s.bento
+            .get_or_set("local", |ctx: bento::FactoryContext<u32>| async move {
+                ctx.set_options(bento::FactoryWriteOptions { skip_l2_write: true, ..Default::default() });
+                Ok::<_, bento::BoxError>(1)
+            })
+            .await
+            .unwrap();
+        assert_eq!(s.bento.get::<u32>("local").await.unwrap(), Some(1));
+        assert!(s.raw.get(&format!("{}:local", s.prefix)).await.unwrap().is_none(), "{backend:?}: not in L2");
+
+        // set_ttl overrides the operation's TTL.
+        s.bento
+            .get_or_set("short", |ctx: bento::FactoryContext<u32>| async move {
+                ctx.set_ttl(ms(100));
+                Ok::<_, bento::BoxError>(1)
+            })
+            .ttl(ms(60_000))
+            .await
+            .unwrap();
+        tokio::time::sleep(ms(200)).await;
+        assert_eq!(s.bento.get::<u32>("short").await.unwrap(), None, "{backend:?}");
+    }
+}
