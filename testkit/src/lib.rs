@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod bus_scenarios;
+
 /// The directory holding the built plugin libraries: `BENTO_PLUGIN_DIR`, or
 /// the profile directory of the running test binary (`target/<profile>`).
 pub fn plugin_dir() -> PathBuf {
