@@ -18,10 +18,12 @@
 //! ```
 
 use bento_plugin_api::Prefix;
+use quanta::Instant;
 use quick_cache::sync::Cache;
 use quick_cache::{DefaultHashBuilder, Weighter};
+use std::cell::RefCell;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Size limits of a [`MemoryStore`]. Every limit defaults to "none".
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
@@ -52,6 +54,16 @@ impl<V> Slot<V> {
     fn is_live(&self, now: Instant) -> bool {
         self.expires_at.is_none_or(|at| now < at)
     }
+
+    /// Liveness, reading the clock only when the entry can expire.
+    fn is_live_now(&self) -> bool {
+        self.expires_at.is_none_or(|at| Instant::now() < at)
+    }
+}
+
+thread_local! {
+    /// Reused buffer for `prefix:key`, so a lookup allocates nothing.
+    static KEY_BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 #[derive(Clone)]
@@ -119,17 +131,28 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
 
     fn with_key<T>(&self, key: &str, f: impl FnOnce(&str) -> T) -> T {
         if self.prefix.is_empty() {
-            f(key)
-        } else {
-            f(&self.prefix.key(key))
+            return f(key);
         }
+        let prefix = self.prefix.as_str();
+        KEY_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+            Ok(mut full) => {
+                full.clear();
+                full.push_str(prefix);
+                full.push(':');
+                full.push_str(key);
+                f(&full)
+            }
+            // Re-entered from inside `f` (a value's Drop touching the
+            // store): fall back to an owned key.
+            Err(_) => f(&self.prefix.key(key)),
+        })
     }
 
     /// The live value of `key`. An expired entry is removed and not returned.
     pub fn get(&self, key: &str) -> Option<V> {
         self.with_key(key, |full| {
             let slot = self.shared.cache.get(full)?;
-            if slot.is_live(Instant::now()) {
+            if slot.is_live_now() {
                 Some(slot.value)
             } else {
                 self.remove_if_expired(full);
@@ -140,7 +163,7 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
 
     /// True iff [`MemoryStore::get`] would return a value.
     pub fn has(&self, key: &str) -> bool {
-        self.with_key(key, |full| self.shared.cache.peek(full).is_some_and(|slot| slot.is_live(Instant::now())))
+        self.with_key(key, |full| self.shared.cache.peek(full).is_some_and(|slot| slot.is_live_now()))
     }
 
     fn remove_if_expired(&self, full: &str) {
@@ -170,13 +193,13 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
     pub fn pull(&self, key: &str) -> Option<V> {
         self.with_key(key, |full| {
             let (_, slot) = self.shared.cache.remove(full)?;
-            slot.is_live(Instant::now()).then_some(slot.value)
+            slot.is_live_now().then_some(slot.value)
         })
     }
 
     /// Remove `key`; true iff it existed and was live.
     pub fn remove(&self, key: &str) -> bool {
-        self.with_key(key, |full| self.shared.cache.remove(full).is_some_and(|(_, slot)| slot.is_live(Instant::now())))
+        self.with_key(key, |full| self.shared.cache.remove(full).is_some_and(|(_, slot)| slot.is_live_now()))
     }
 
     /// Remove every entry under this handle's prefix (nested namespaces
