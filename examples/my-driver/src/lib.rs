@@ -137,8 +137,12 @@ impl CacheDriver for BTreeDriver {
         } else {
             // Keys are sorted, so everything under `prefix:` is one range.
             let scope = self.prefix.scope();
-            let doomed: Vec<String> =
-                map.range(scope.clone()..).map(|(key, _)| key).take_while(|key| key.starts_with(&scope)).cloned().collect();
+            let doomed: Vec<String> = map
+                .range(scope.clone()..)
+                .map(|(key, _)| key)
+                .take_while(|key| key.starts_with(&scope))
+                .cloned()
+                .collect();
             for key in doomed {
                 map.remove(&key);
             }
