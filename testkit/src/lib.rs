@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod bus_scenarios;
+pub mod fault;
 
 /// The directory holding the built plugin libraries: `BENTO_PLUGIN_DIR`, or
 /// the profile directory of the running test binary (`target/<profile>`).

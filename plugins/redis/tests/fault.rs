@@ -2,8 +2,12 @@
 //! proxy that the test cuts, operations fail with `Connection` or
 //! `Timeout` errors within the configured timeouts (no hang, no panic),
 //! and succeed again once the proxy is restored.
+//!
+//! The cut / fail-fast / restore / recover loop is shared with the other
+//! drivers: `bento_testkit::fault::cut_and_recover`.
 
-use bento::{DriverError, DriverOptions, ErrorKind, Plugin};
+use bento::{DriverOptions, ErrorKind, Plugin};
+use bento_testkit::fault::{self, FaultBounds};
 use bento_testkit::{plugin_path, require, Service, TcpProxy};
 use std::time::{Duration, Instant};
 
@@ -14,16 +18,6 @@ const RECOVERY_BOUND: Duration = Duration::from_secs(10);
 
 fn unique_prefix(test: &str) -> String {
     format!("bento-redis-fault-{test}-{}", std::process::id())
-}
-
-fn assert_fails_fast<T: std::fmt::Debug>(operation: &str, started: Instant, result: Result<T, DriverError>) {
-    let elapsed = started.elapsed();
-    let error = result.expect_err(&format!("{operation} must fail while the proxy is cut"));
-    assert!(
-        error.kind == ErrorKind::CONNECTION || error.kind == ErrorKind::TIMEOUT,
-        "{operation}: expected a connection or timeout error, got {error}"
-    );
-    assert!(elapsed < FAILURE_BOUND, "{operation} took {elapsed:?} to fail ({error})");
 }
 
 #[test]
@@ -43,46 +37,12 @@ fn operations_fail_fast_while_the_backend_is_gone_and_recover_after() {
             .create_driver(&options, DriverOptions::with_prefix(unique_prefix("cut")))
             .await
             .expect("driver connects through the proxy");
-        driver.set("k", b"before".to_vec(), None).await.expect("set before the cut");
-
-        proxy.cut();
-        // The proxy drops its connections within ~20 ms.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-
-        for round in 0..3 {
-            let started = Instant::now();
-            assert_fails_fast(&format!("get #{round}"), started, driver.get("k").await);
-            let started = Instant::now();
-            assert_fails_fast(&format!("set #{round}"), started, driver.set("k", b"during".to_vec(), None).await);
-        }
-        let started = Instant::now();
-        assert_fails_fast("clear", started, driver.clear().await);
-        let started = Instant::now();
-        assert_fails_fast("get_many", started, driver.get_many(&["a", "b"]).await);
-
-        // Many callers at once: every one of them gets its error in time.
-        let started = Instant::now();
-        let results = futures::future::join_all((0..32).map(|i| {
-            let driver = driver.clone();
-            async move { driver.get(&format!("k{i}")).await }
-        }))
+        fault::cut_and_recover(
+            &driver,
+            &proxy,
+            FaultBounds { failure: FAILURE_BOUND, recovery: RECOVERY_BOUND, concurrent: 32, pull: false },
+        )
         .await;
-        for (i, result) in results.into_iter().enumerate() {
-            assert_fails_fast(&format!("concurrent get #{i}"), started, result);
-        }
-
-        proxy.restore();
-        let restored = Instant::now();
-        let value = loop {
-            match driver.get("k").await {
-                Ok(value) => break value,
-                Err(error) => {
-                    assert!(restored.elapsed() < RECOVERY_BOUND, "still failing after the restore: {error}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        };
-        assert_eq!(value.as_deref(), Some(&b"before"[..]), "the value written before the cut is still there");
         assert!(driver.set("k", b"after".to_vec(), None).await.expect("set after the restore"));
         assert_eq!(driver.get("k").await.expect("get after the restore").as_deref(), Some(&b"after"[..]));
         driver.clear().await.expect("clear after the restore");
