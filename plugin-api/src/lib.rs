@@ -55,6 +55,7 @@ mod error;
 mod export;
 mod prefix;
 mod runtime;
+pub mod toolkit;
 
 pub use adapter::{BusAdapter, DriverAdapter};
 pub use bus::{BusMessageHandler, CacheBus, ReconnectHandler};

@@ -34,13 +34,12 @@
 mod entry;
 mod store;
 
-use bento_plugin_api::{CacheDriver, DriverConfig, DriverError, DriverResult, PluginRuntime, Prefix, SetItem};
+use bento_plugin_api::toolkit::{self, now_ms, Lifecycle};
+use bento_plugin_api::{CacheDriver, DriverConfig, DriverError, DriverResult, Prefix, SetItem};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 use store::FileStore;
-use tokio::task::AbortHandle;
 
 /// Options of the file driver.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
@@ -104,22 +103,12 @@ impl From<FileDriverError> for DriverError {
 /// State shared by a root handle and all its namespaces.
 struct Shared {
     store: FileStore,
-    disconnected: AtomicBool,
-    pruner: Mutex<Option<AbortHandle>>,
+    lifecycle: Lifecycle,
 }
 
-impl Shared {
-    fn stop_pruner(&self) {
-        let pruner = self.pruner.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
-        if let Some(pruner) = pruner {
-            pruner.abort();
-        }
-    }
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        self.stop_pruner();
+impl AsRef<Lifecycle> for Shared {
+    fn as_ref(&self) -> &Lifecycle {
+        &self.lifecycle
     }
 }
 
@@ -127,11 +116,6 @@ impl Drop for Shared {
 pub struct FileDriver {
     shared: Arc<Shared>,
     prefix: Prefix,
-}
-
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The stored expiry for `ttl` set now: 0 = never, else ms since the epoch,
@@ -153,9 +137,7 @@ impl FileDriver {
         T: Send + 'static,
         F: FnOnce(&FileStore) -> Result<T, FileDriverError> + Send + 'static,
     {
-        if self.shared.disconnected.load(Ordering::Acquire) {
-            return Err(DriverError::disconnected());
-        }
+        self.shared.lifecycle.ensure_connected()?;
         let shared = self.shared.clone();
         match tokio::task::spawn_blocking(move || work(&shared.store)).await {
             Ok(result) => result.map_err(DriverError::from),
@@ -164,24 +146,11 @@ impl FileDriver {
         }
     }
 
-    fn spawn_pruner(shared: &Arc<Shared>, interval: Duration) -> DriverResult<AbortHandle> {
-        let weak: Weak<Shared> = Arc::downgrade(shared);
-        let task = PluginRuntime::handle()?.spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            ticker.tick().await;
-            loop {
-                ticker.tick().await;
-                // Holding only a weak reference lets a dropped driver end the task.
-                let Some(shared) = weak.upgrade() else { break };
-                if shared.disconnected.load(Ordering::Acquire) {
-                    break;
-                }
-                // Errors are retried at the next tick; a cache keeps serving.
-                let _ = tokio::task::spawn_blocking(move || shared.store.prune(now_ms())).await;
-            }
-        });
-        Ok(task.abort_handle())
+    fn spawn_pruner(shared: &Arc<Shared>, interval: Duration) -> DriverResult<()> {
+        toolkit::spawn_periodic(shared, interval, |shared| async move {
+            // Errors are retried at the next tick; a cache keeps serving.
+            let _ = tokio::task::spawn_blocking(move || shared.store.prune(now_ms())).await;
+        })
     }
 }
 
@@ -197,18 +166,15 @@ impl CacheDriver for FileDriver {
         let store = tokio::task::spawn_blocking(move || FileStore::open(directory, sync_writes))
             .await
             .map_err(|error| DriverError::backend(format!("cannot open the cache directory: {error}")))??;
-        let shared = Arc::new(Shared { store, disconnected: AtomicBool::new(false), pruner: Mutex::new(None) });
+        let shared = Arc::new(Shared { store, lifecycle: Lifecycle::new() });
         if let Some(interval_ms) = options.prune_interval_ms {
-            let pruner = Self::spawn_pruner(&shared, Duration::from_millis(interval_ms))?;
-            *shared.pruner.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(pruner);
+            Self::spawn_pruner(&shared, Duration::from_millis(interval_ms))?;
         }
         Ok(FileDriver { shared, prefix: Prefix::new(&config.prefix) })
     }
 
     fn namespace(&self, namespace: &str) -> DriverResult<Self> {
-        if self.shared.disconnected.load(Ordering::Acquire) {
-            return Err(DriverError::disconnected());
-        }
+        self.shared.lifecycle.ensure_connected()?;
         Ok(FileDriver { shared: self.shared.clone(), prefix: self.prefix.namespace(namespace) })
     }
 
@@ -282,8 +248,7 @@ impl CacheDriver for FileDriver {
     }
 
     async fn disconnect(&self) -> DriverResult<()> {
-        self.shared.disconnected.store(true, Ordering::Release);
-        self.shared.stop_pruner();
+        self.shared.lifecycle.disconnect();
         Ok(())
     }
 }

@@ -43,14 +43,14 @@
 //! See [`MysqlOptions`]: `url`, `table`, `auto_create_table`, `pool_size`,
 //! `connect_timeout_ms`, `timeout_ms`, `prune_interval_ms`.
 
+use bento_plugin_api::toolkit::{self, Lifecycle};
 use bento_plugin_api::{CacheDriver, DriverConfig, DriverError, DriverResult, ErrorKind, Prefix, SetItem};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Options of the MySQL / MariaDB driver.
@@ -291,8 +291,13 @@ struct Shared {
     timeout: Duration,
     /// The server's `max_allowed_packet` when the driver connected.
     max_allowed_packet: usize,
-    disconnected: AtomicBool,
-    pruner: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    lifecycle: Lifecycle,
+}
+
+impl AsRef<Lifecycle> for Shared {
+    fn as_ref(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
 }
 
 impl Shared {
@@ -306,9 +311,7 @@ impl Shared {
         F: Fn(Conn) -> Fut,
         Fut: Future<Output = Result<T, mysql_async::Error>>,
     {
-        if self.disconnected.load(Ordering::Acquire) {
-            return Err(DriverError::disconnected());
-        }
+        self.lifecycle.ensure_connected()?;
         let work = async {
             let mut pause = Duration::from_micros(500);
             loop {
@@ -437,20 +440,19 @@ impl CacheDriver for MysqlDriver {
             statements: Statements::new(&options.table),
             timeout,
             max_allowed_packet: max_allowed_packet.and_then(|n| usize::try_from(n).ok()).unwrap_or(usize::MAX),
-            disconnected: AtomicBool::new(false),
-            pruner: Mutex::new(None),
+            lifecycle: Lifecycle::new(),
         });
         if let Some(interval_ms) = options.prune_interval_ms.filter(|ms| *ms > 0) {
-            let task = tokio::spawn(prune_periodically(Arc::downgrade(&shared), Duration::from_millis(interval_ms)));
-            *shared.pruner.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(task);
+            // A failed prune is retried at the next tick.
+            toolkit::spawn_periodic(&shared, Duration::from_millis(interval_ms), |shared| async move {
+                let _ = shared.prune().await;
+            })?;
         }
         Ok(MysqlDriver { shared, prefix: Prefix::new(&config.prefix) })
     }
 
     fn namespace(&self, namespace: &str) -> DriverResult<Self> {
-        if self.shared.disconnected.load(Ordering::Acquire) {
-            return Err(DriverError::disconnected());
-        }
+        self.shared.lifecycle.ensure_connected()?;
         Ok(MysqlDriver { shared: self.shared.clone(), prefix: self.prefix.namespace(namespace) })
     }
 
@@ -623,10 +625,7 @@ impl CacheDriver for MysqlDriver {
     }
 
     async fn disconnect(&self) -> DriverResult<()> {
-        if !self.shared.disconnected.swap(true, Ordering::AcqRel) {
-            if let Some(task) = self.shared.pruner.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() {
-                task.abort();
-            }
+        if self.shared.lifecycle.disconnect() {
             // Closing waits for connections in use; bound it like any
             // operation. The pool refuses new work either way.
             let _ = tokio::time::timeout(self.shared.timeout, self.shared.pool.clone().disconnect()).await;
@@ -653,22 +652,6 @@ fn value_len(value: &Value) -> usize {
     match value {
         Value::Bytes(bytes) => bytes.len(),
         _ => 8,
-    }
-}
-
-/// The `prune_interval_ms` task: stops when the driver is dropped or
-/// disconnected; a failed prune is retried at the next tick.
-async fn prune_periodically(shared: Weak<Shared>, interval: Duration) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
-    loop {
-        ticker.tick().await;
-        let Some(shared) = shared.upgrade() else { return };
-        if shared.disconnected.load(Ordering::Acquire) {
-            return;
-        }
-        let _ = shared.prune().await;
     }
 }
 

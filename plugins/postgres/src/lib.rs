@@ -33,12 +33,12 @@
 //! See [`PostgresOptions`]: `url`, `table`, `auto_create_table`,
 //! `pool_size`, `connect_timeout_ms`, `timeout_ms`, `prune_interval_ms`.
 
+use bento_plugin_api::toolkit::{self, Lifecycle};
 use bento_plugin_api::{CacheDriver, DriverConfig, DriverError, DriverResult, ErrorKind, Prefix, SetItem};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -214,8 +214,13 @@ struct Shared {
     pool: Pool,
     statements: Statements,
     timeout: Duration,
-    disconnected: AtomicBool,
-    pruner: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    lifecycle: Lifecycle,
+}
+
+impl AsRef<Lifecycle> for Shared {
+    fn as_ref(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
 }
 
 impl Shared {
@@ -226,9 +231,7 @@ impl Shared {
         F: FnOnce(deadpool_postgres::Object) -> Fut,
         Fut: Future<Output = Result<T, tokio_postgres::Error>>,
     {
-        if self.disconnected.load(Ordering::Acquire) {
-            return Err(DriverError::disconnected());
-        }
+        self.lifecycle.ensure_connected()?;
         let work = async {
             let client = self.pool.get().await.map_err(|error| pool_error(context, error))?;
             operation(client).await.map_err(|error| pg_error(context, error))
@@ -340,20 +343,19 @@ impl CacheDriver for PostgresDriver {
             pool,
             statements: Statements::new(&options.table),
             timeout,
-            disconnected: AtomicBool::new(false),
-            pruner: Mutex::new(None),
+            lifecycle: Lifecycle::new(),
         });
         if let Some(interval_ms) = options.prune_interval_ms.filter(|ms| *ms > 0) {
-            let task = tokio::spawn(prune_periodically(Arc::downgrade(&shared), Duration::from_millis(interval_ms)));
-            *shared.pruner.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(task);
+            // A failed prune is retried at the next tick.
+            toolkit::spawn_periodic(&shared, Duration::from_millis(interval_ms), |shared| async move {
+                let _ = shared.prune().await;
+            })?;
         }
         Ok(PostgresDriver { shared, prefix: Prefix::new(&config.prefix) })
     }
 
     fn namespace(&self, namespace: &str) -> DriverResult<Self> {
-        if self.shared.disconnected.load(Ordering::Acquire) {
-            return Err(DriverError::disconnected());
-        }
+        self.shared.lifecycle.ensure_connected()?;
         Ok(PostgresDriver { shared: self.shared.clone(), prefix: self.prefix.namespace(namespace) })
     }
 
@@ -521,29 +523,10 @@ impl CacheDriver for PostgresDriver {
     }
 
     async fn disconnect(&self) -> DriverResult<()> {
-        if !self.shared.disconnected.swap(true, Ordering::AcqRel) {
-            if let Some(task) = self.shared.pruner.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() {
-                task.abort();
-            }
+        if self.shared.lifecycle.disconnect() {
             self.shared.pool.close();
         }
         Ok(())
-    }
-}
-
-/// The `prune_interval_ms` task: stops when the driver is dropped or
-/// disconnected; a failed prune is retried at the next tick.
-async fn prune_periodically(shared: Weak<Shared>, interval: Duration) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
-    loop {
-        ticker.tick().await;
-        let Some(shared) = shared.upgrade() else { return };
-        if shared.disconnected.load(Ordering::Acquire) {
-            return;
-        }
-        let _ = shared.prune().await;
     }
 }
 

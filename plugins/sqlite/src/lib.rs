@@ -21,15 +21,14 @@
 mod pool;
 mod table;
 
-use bento_plugin_api::{CacheDriver, DriverConfig, DriverError, DriverResult, PluginRuntime, Prefix, SetItem};
+use bento_plugin_api::toolkit::{self, Lifecycle};
+use bento_plugin_api::{CacheDriver, DriverConfig, DriverError, DriverResult, Prefix, SetItem};
 use pool::Pool;
 use rusqlite::{Connection, ErrorCode};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 use table::Table;
-use tokio::task::AbortHandle;
 
 fn default_table() -> String {
     "bentocache".to_string()
@@ -147,22 +146,12 @@ impl From<SqliteDriverError> for DriverError {
 struct Shared {
     pool: Pool,
     table: Table,
-    disconnected: AtomicBool,
-    pruner: Mutex<Option<AbortHandle>>,
+    lifecycle: Lifecycle,
 }
 
-impl Shared {
-    fn stop_pruner(&self) {
-        let pruner = self.pruner.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
-        if let Some(pruner) = pruner {
-            pruner.abort();
-        }
-    }
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        self.stop_pruner();
+impl AsRef<Lifecycle> for Shared {
+    fn as_ref(&self) -> &Lifecycle {
+        &self.lifecycle
     }
 }
 
@@ -174,7 +163,7 @@ pub struct SqliteDriver {
 
 /// Milliseconds since the Unix epoch.
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    toolkit::now_ms() as i64
 }
 
 /// The stored expiry for `ttl` set now (TTL rounded up to whole ms).
@@ -225,9 +214,7 @@ impl SqliteDriver {
         T: Send + 'static,
         F: FnOnce(&Table, &mut Connection) -> Result<T, SqliteDriverError> + Send + 'static,
     {
-        if self.shared.disconnected.load(Ordering::Acquire) {
-            return Err(DriverError::disconnected());
-        }
+        self.shared.lifecycle.ensure_connected()?;
         let shared = self.shared.clone();
         let task = tokio::task::spawn_blocking(move || {
             let mut connection = shared.pool.get().ok_or(SqliteDriverError::Disconnected)?;
@@ -240,28 +227,15 @@ impl SqliteDriver {
         }
     }
 
-    fn spawn_pruner(shared: &Arc<Shared>, interval: Duration) -> DriverResult<AbortHandle> {
-        let weak: Weak<Shared> = Arc::downgrade(shared);
-        let task = PluginRuntime::handle()?.spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            ticker.tick().await;
-            loop {
-                ticker.tick().await;
-                // Holding only a weak reference lets a dropped driver end the task.
-                let Some(shared) = weak.upgrade() else { break };
-                if shared.disconnected.load(Ordering::Acquire) {
-                    break;
-                }
-                // Errors are retried at the next tick; a cache keeps serving.
-                let _ = tokio::task::spawn_blocking(move || {
-                    let connection = shared.pool.get().ok_or(SqliteDriverError::Disconnected)?;
-                    shared.table.prune(&connection, now_ms())
-                })
-                .await;
-            }
-        });
-        Ok(task.abort_handle())
+    fn spawn_pruner(shared: &Arc<Shared>, interval: Duration) -> DriverResult<()> {
+        toolkit::spawn_periodic(shared, interval, |shared| async move {
+            // Errors are retried at the next tick; a cache keeps serving.
+            let _ = tokio::task::spawn_blocking(move || {
+                let connection = shared.pool.get().ok_or(SqliteDriverError::Disconnected)?;
+                shared.table.prune(&connection, now_ms())
+            })
+            .await;
+        })
     }
 }
 
@@ -280,18 +254,15 @@ impl CacheDriver for SqliteDriver {
             .await
             .map_err(|error| DriverError::backend(format!("cannot open the SQLite database: {error}")))?;
         let (pool, table) = opened?;
-        let shared = Arc::new(Shared { pool, table, disconnected: AtomicBool::new(false), pruner: Mutex::new(None) });
+        let shared = Arc::new(Shared { pool, table, lifecycle: Lifecycle::new() });
         if let Some(interval) = prune_interval {
-            let pruner = Self::spawn_pruner(&shared, interval)?;
-            *shared.pruner.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(pruner);
+            Self::spawn_pruner(&shared, interval)?;
         }
         Ok(SqliteDriver { shared, prefix: Prefix::new(&config.prefix) })
     }
 
     fn namespace(&self, namespace: &str) -> DriverResult<Self> {
-        if self.shared.disconnected.load(Ordering::Acquire) {
-            return Err(DriverError::disconnected());
-        }
+        self.shared.lifecycle.ensure_connected()?;
         Ok(SqliteDriver { shared: self.shared.clone(), prefix: self.prefix.namespace(namespace) })
     }
 
@@ -353,8 +324,7 @@ impl CacheDriver for SqliteDriver {
     }
 
     async fn disconnect(&self) -> DriverResult<()> {
-        self.shared.disconnected.store(true, Ordering::Release);
-        self.shared.stop_pruner();
+        self.shared.lifecycle.disconnect();
         self.shared.pool.close();
         Ok(())
     }
