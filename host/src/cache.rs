@@ -176,7 +176,7 @@ impl Cache {
     /// for entries that never expire: the hit path of `get`/`get_or_set`.
     #[inline]
     pub(crate) fn l1_fresh<T: Clone + 'static>(&self, key: &str) -> Option<T> {
-        let entry = self.inner.l1.as_ref()?.get(key)?;
+        let entry = self.inner.l1.as_ref()?.get_for_freshness_check(key)?;
         if entry.logical_expiration != NEVER && now_ms() >= entry.logical_expiration {
             return None;
         }

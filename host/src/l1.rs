@@ -79,6 +79,14 @@ impl L1 {
         self.store.get(key)
     }
 
+    /// The entry of `key` even if physically expired: only for callers that
+    /// then require it to be logically fresh (logical expiration ≤ physical
+    /// expiration), which makes the physical check redundant.
+    #[inline]
+    pub fn get_for_freshness_check(&self, key: &str) -> Option<L1Entry> {
+        self.store.get_ignoring_expiry(key)
+    }
+
     /// The physical expiration (ms, [`NEVER`] for forever) of an entry
     /// with `logical_expiration` under `grace`: ttl + grace.
     pub fn physical_expiration(logical_expiration: u64, grace: Option<Duration>) -> u64 {
