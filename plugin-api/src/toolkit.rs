@@ -4,6 +4,9 @@
 //! expired entries) that runs on the plugin runtime and stops on
 //! disconnect or when the driver is dropped.
 //!
+//! It also checks numeric options that must be positive, with the same
+//! message everywhere.
+//!
 //! Not for anything backend-specific: connection pools, timeouts of a
 //! particular client and SQL stay in the drivers.
 
@@ -13,6 +16,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 use tokio::task::AbortHandle;
+
+/// Refuse any of `options` (name, value) that is zero, with an
+/// `InvalidOptions` error naming the first offending option:
+/// ``invalid option `pool_size`: must be at least 1``.
+///
+/// ```
+/// use bento_plugin_api::toolkit::require_at_least_one;
+/// assert!(require_at_least_one(&[("pool_size", 4), ("timeout_ms", 500)]).is_ok());
+/// let error = require_at_least_one(&[("pool_size", 4), ("timeout_ms", 0)]).unwrap_err();
+/// assert!(error.message.contains("`timeout_ms`"));
+/// ```
+pub fn require_at_least_one(options: &[(&str, u64)]) -> DriverResult<()> {
+    match options.iter().find(|(_, value)| *value == 0) {
+        Some((name, _)) => Err(DriverError::invalid_options(format!("invalid option `{name}`: must be at least 1"))),
+        None => Ok(()),
+    }
+}
 
 /// Milliseconds since the Unix epoch (0 if the clock is set before it).
 pub fn now_ms() -> u64 {

@@ -34,7 +34,7 @@
 mod entry;
 mod store;
 
-use bento_plugin_api::toolkit::{self, now_ms, Lifecycle};
+use bento_plugin_api::toolkit::{self, now_ms, require_at_least_one, Lifecycle};
 use bento_plugin_api::{CacheDriver, DriverConfig, DriverError, DriverResult, Prefix, SetItem};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -158,8 +158,8 @@ impl CacheDriver for FileDriver {
     type Options = FileDriverOptions;
 
     async fn connect(options: FileDriverOptions, config: DriverConfig) -> DriverResult<Self> {
-        if options.prune_interval_ms == Some(0) {
-            return Err(DriverError::invalid_options("invalid option `prune_interval_ms`: must be at least 1"));
+        if let Some(interval) = options.prune_interval_ms {
+            require_at_least_one(&[("prune_interval_ms", interval)])?;
         }
         let directory = options.directory.clone();
         let sync_writes = options.sync_writes;

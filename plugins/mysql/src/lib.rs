@@ -43,7 +43,7 @@
 //! See [`MysqlOptions`]: `url`, `table`, `auto_create_table`, `pool_size`,
 //! `connect_timeout_ms`, `timeout_ms`, `prune_interval_ms`.
 
-use bento_plugin_api::toolkit::{self, Lifecycle};
+use bento_plugin_api::toolkit::{self, require_at_least_one, Lifecycle};
 use bento_plugin_api::{CacheDriver, DriverConfig, DriverError, DriverResult, ErrorKind, Prefix, SetItem};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
@@ -401,12 +401,7 @@ impl CacheDriver for MysqlDriver {
                 options.table
             )));
         }
-        if options.pool_size == 0 {
-            return Err(DriverError::invalid_options("invalid option `pool_size`: must be at least 1"));
-        }
-        if options.timeout_ms == 0 {
-            return Err(DriverError::invalid_options("invalid option `timeout_ms`: must be at least 1"));
-        }
+        require_at_least_one(&[("pool_size", options.pool_size as u64), ("timeout_ms", options.timeout_ms)])?;
         let pool = Pool::new(connection_opts(&options)?);
         let connect_timeout = Duration::from_millis(options.connect_timeout_ms.max(1));
         let timeout = Duration::from_millis(options.timeout_ms);

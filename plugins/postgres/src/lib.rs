@@ -33,7 +33,7 @@
 //! See [`PostgresOptions`]: `url`, `table`, `auto_create_table`,
 //! `pool_size`, `connect_timeout_ms`, `timeout_ms`, `prune_interval_ms`.
 
-use bento_plugin_api::toolkit::{self, Lifecycle};
+use bento_plugin_api::toolkit::{self, require_at_least_one, Lifecycle};
 use bento_plugin_api::{CacheDriver, DriverConfig, DriverError, DriverResult, ErrorKind, Prefix, SetItem};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use std::collections::HashMap;
@@ -297,12 +297,7 @@ impl CacheDriver for PostgresDriver {
                 options.table
             )));
         }
-        if options.pool_size == 0 {
-            return Err(DriverError::invalid_options("invalid option `pool_size`: must be at least 1"));
-        }
-        if options.timeout_ms == 0 {
-            return Err(DriverError::invalid_options("invalid option `timeout_ms`: must be at least 1"));
-        }
+        require_at_least_one(&[("pool_size", options.pool_size as u64), ("timeout_ms", options.timeout_ms)])?;
         let mut pg_config: tokio_postgres::Config = options
             .url
             .parse()

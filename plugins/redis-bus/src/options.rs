@@ -1,6 +1,7 @@
 //! The bus's JSON options.
 
-use bento_plugin_api::{DriverError, DriverResult};
+use bento_plugin_api::toolkit::require_at_least_one;
+use bento_plugin_api::DriverResult;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::time::Duration;
@@ -50,16 +51,11 @@ impl Default for RedisBusOptions {
 impl RedisBusOptions {
     /// Reject values that cannot work, naming the option.
     pub fn validate(&self) -> DriverResult<()> {
-        for (name, value) in [
+        require_at_least_one(&[
             ("connection_timeout_ms", self.connection_timeout_ms),
             ("response_timeout_ms", self.response_timeout_ms),
             ("reconnect_max_delay_ms", self.reconnect_max_delay_ms),
-        ] {
-            if value == 0 {
-                return Err(DriverError::invalid_options(format!("invalid option `{name}`: must be at least 1")));
-            }
-        }
-        Ok(())
+        ])
     }
 
     /// [`RedisBusOptions::connection_timeout_ms`] as a duration.

@@ -1,5 +1,6 @@
 //! The driver's JSON options and their validation.
 
+use bento_plugin_api::toolkit::require_at_least_one;
 use bento_plugin_api::{DriverError, DriverResult};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -68,12 +69,10 @@ impl RedisOptions {
     /// Check the options and say where to connect. Errors are
     /// `InvalidOptions` naming the offending field.
     pub fn topology(&self) -> DriverResult<Topology> {
-        if self.connection_timeout_ms == 0 {
-            return Err(invalid("connection_timeout_ms", "must be at least 1"));
-        }
-        if self.response_timeout_ms == 0 {
-            return Err(invalid("response_timeout_ms", "must be at least 1"));
-        }
+        require_at_least_one(&[
+            ("connection_timeout_ms", self.connection_timeout_ms),
+            ("response_timeout_ms", self.response_timeout_ms),
+        ])?;
         match (&self.url, &self.cluster) {
             (Some(_), Some(_)) => Err(invalid("cluster", "set either `url` or `cluster`, not both")),
             (_, Some(nodes)) => {
