@@ -8,7 +8,7 @@ use crate::bus::{BusMessage, MessageKind};
 use crate::entry::{ms_after, now_ms, Entry};
 use crate::error::Error;
 use crate::events::{CacheEvent, Layer};
-use crate::l1::{L1Entry, L1, NEVER};
+use crate::l1::{physical_expiration, L1Entry, L1, NEVER};
 use crate::l2::L2;
 use crate::options::{CacheOptions, Settings};
 use crate::serializer;
@@ -71,6 +71,10 @@ impl Cache {
             Some(l2) => Some(l2.namespace(name).map_err(|source| Error::L2 { key: name.to_string(), source })?),
             None => None,
         };
+        let l1 = match &inner.l1 {
+            Some(l1) => Some(l1.namespace(name).map_err(|source| Error::L2 { key: name.to_string(), source })?),
+            None => None,
+        };
         let namespace =
             if inner.namespace.is_empty() { name.to_string() } else { format!("{}:{name}", inner.namespace) };
         Ok(Cache {
@@ -78,7 +82,7 @@ impl Cache {
                 core: inner.core.clone(),
                 prefix: inner.prefix.namespace(name),
                 namespace,
-                l1: inner.l1.as_ref().map(|l1| l1.namespace(name)),
+                l1,
                 l2,
             }),
         })
@@ -175,7 +179,7 @@ impl Cache {
     /// The fresh L1 value of `key` as `T`, with no await and no clock read
     /// for entries that never expire: the hit path of `get`/`get_or_set`.
     #[inline]
-    pub(crate) fn l1_fresh<T: Clone + 'static>(&self, key: &str) -> Option<T> {
+    pub(crate) fn l1_fresh<T: CacheValue>(&self, key: &str) -> Option<T> {
         let entry = self.inner.l1.as_ref()?.get_for_freshness_check(key)?;
         if entry.logical_expiration != NEVER && now_ms() >= entry.logical_expiration {
             return None;
@@ -183,9 +187,34 @@ impl Cache {
         if entry.tags.is_some() && self.tag_state_l1(entry.tags(), entry.created_at) != Some(TagState::Valid) {
             return None;
         }
-        let value = entry.downcast::<T>()?;
+        let value = entry.value::<T>(&*self.inner.core.serializer)?;
         self.record_hit(key, Layer::L1, false);
         Some(value)
+    }
+
+    /// The L1 entry of `key` (live, possibly logically expired).
+    pub(crate) async fn l1_get(&self, key: &str) -> Option<L1Entry> {
+        self.inner.l1.as_ref()?.get(key).await
+    }
+
+    /// [`Cache::l1_fresh`] for an L1 that must be awaited (a local
+    /// plugin); `None` at once for the built-in store, which `l1_fresh`
+    /// already answered.
+    pub(crate) async fn l1_fresh_async<T: CacheValue>(
+        &self,
+        key: &str,
+        settings: &Settings,
+    ) -> Result<Option<T>, Error> {
+        if self.inner.l1.as_ref().is_none_or(L1::is_in_process) {
+            return Ok(None);
+        }
+        Ok(match self.lookup_l1::<T>(key, settings).await? {
+            Lookup::Fresh(value, layer) => {
+                self.record_hit(key, layer, false);
+                Some(value)
+            }
+            _ => None,
+        })
     }
 
     /// Look `key` up in L1 then L2. An L2 hit is copied into L1 keeping
@@ -195,11 +224,11 @@ impl Cache {
         let now = now_ms();
         let mut stale: Option<(Entry<T>, Layer)> = None;
         if let Some(l1) = &self.inner.l1 {
-            if let Some(entry) = l1.get(key) {
-                if let Some(value) = entry.downcast::<T>() {
+            if let Some(entry) = l1.get(key).await {
+                if let Some(value) = entry.value::<T>(&*self.inner.core.serializer) {
                     match self.tag_state(entry.tags(), entry.created_at, settings).await? {
                         TagState::Deleted => {
-                            l1.delete(key);
+                            l1.delete(key).await;
                         }
                         state => {
                             let mut found = Entry {
@@ -228,7 +257,7 @@ impl Cache {
                             state.apply_to(&mut entry);
                             let newer = stale.as_ref().is_none_or(|(old, _)| entry.created_at > old.created_at);
                             if fresh || newer {
-                                self.store_l1(key, &entry, settings.grace, now, bytes.len() as u64);
+                                self.store_l1(key, &entry, settings.grace, now, bytes.len() as u64).await;
                             }
                             if fresh {
                                 return Ok(Lookup::Fresh(entry.value, Layer::L2));
@@ -255,7 +284,7 @@ impl Cache {
     // ---- writes --------------------------------------------------------
 
     /// Put `entry` into L1 only (no bus), e.g. an L2 hit.
-    pub(crate) fn store_l1<T: CacheValue>(
+    pub(crate) async fn store_l1<T: CacheValue>(
         &self,
         key: &str,
         entry: &Entry<T>,
@@ -265,11 +294,9 @@ impl Cache {
     ) {
         let Some(l1) = &self.inner.l1 else { return };
         let logical_expiration = entry.logical_expiration.unwrap_or(NEVER);
-        let physical_expiration = L1::physical_expiration(logical_expiration, grace);
-        let tags = (!entry.tags.is_empty()).then(|| Arc::new(entry.tags.clone()));
-        let l1_entry =
-            L1Entry { value: Arc::new(entry.value.clone()), created_at: entry.created_at, logical_expiration, tags };
-        l1.set(key, l1_entry, physical_expiration, now, weight);
+        let physical_expiration = physical_expiration(logical_expiration, grace);
+        let l1_entry = L1Entry::decoded(entry.value.clone(), entry.created_at, logical_expiration, &entry.tags);
+        l1.set(key, l1_entry, physical_expiration, now, weight).await;
     }
 
     /// Write `entry` to L1, then L2 (unless skipped), then the bus (unless
@@ -292,7 +319,7 @@ impl Cache {
         } else {
             None
         };
-        self.store_l1(key, entry, settings.grace, now, bytes.as_ref().map_or(0, |b| b.len() as u64));
+        self.store_l1(key, entry, settings.grace, now, bytes.as_ref().map_or(0, |b| b.len() as u64)).await;
         let mut stored = true;
         if let (Some(l2), Some(bytes)) = (write_l2, bytes) {
             let physical_ttl = match entry.logical_expiration {

@@ -9,7 +9,8 @@
 //! grace = "6h"
 //!
 //! [stores.main]
-//! l1 = { max_items = 10000 }  # or `l1 = true`; absent = no L1
+//! l1 = { max_items = 10000 }  # or `l1 = true`; absent = no L1; or a local
+//!                             # plugin: `l1 = { plugin = "memory", options = {…} }`
 //! l2 = { plugin = "redis", options = { url = "redis://127.0.0.1:6379" } }
 //! bus = { plugin = "redis-bus", options = { url = "redis://127.0.0.1:6379" } }
 //! options = { prefix = "app", ttl = "5m" }
@@ -50,6 +51,7 @@ struct StoreConfig {
 #[serde(untagged)]
 enum L1Config {
     Enabled(bool),
+    Plugin(PluginRef),
     Limits(L1Options),
 }
 
@@ -91,6 +93,11 @@ impl Bento {
             match store_config.l1 {
                 Some(L1Config::Enabled(true)) => store = store.l1(L1Options::default()),
                 Some(L1Config::Limits(limits)) => store = store.l1(limits),
+                Some(L1Config::Plugin(l1)) => {
+                    let driver =
+                        plugins.get(&l1.plugin)?.create_driver(&l1.options_json()?, DriverOptions::default()).await?;
+                    store = store.l1_plugin(driver);
+                }
                 Some(L1Config::Enabled(false)) | None => {}
             }
             if let Some(l2) = &store_config.l2 {
@@ -126,10 +133,14 @@ mod tests {
             options = { prefix = "app", timeout = "50ms" }
             [stores.local]
             l1 = true
+            [stores.plugged]
+            l1 = { plugin = "memory", options = { max_items = 10 } }
             "#,
         )
         .unwrap();
-        assert_eq!(config.stores.len(), 2);
+        assert_eq!(config.stores.len(), 3);
+        assert!(matches!(&config.stores["plugged"].l1, Some(L1Config::Plugin(l1)) if l1.plugin == "memory"));
+        assert!(matches!(&config.stores["main"].l1, Some(L1Config::Limits(_))));
         assert_eq!(config.stores["main"].l2.as_ref().unwrap().options_json().unwrap(), r#"{"url":"redis://x"}"#);
         assert_eq!(config.stores["main"].options.prefix.as_deref(), Some("app"));
         assert!(toml::from_str::<Config>("[stores.x]\nl3 = true").is_err());

@@ -171,9 +171,8 @@ impl Cache {
 
     /// L1 only: fresh, stale-within-grace, or missing.
     pub(crate) async fn lookup_l1<T: CacheValue>(&self, key: &str, settings: &Settings) -> Result<Lookup<T>, Error> {
-        let Some(l1) = &self.inner.l1 else { return Ok(Lookup::Missing) };
-        let Some(entry) = l1.get(key) else { return Ok(Lookup::Missing) };
-        let Some(value) = entry.downcast::<T>() else { return Ok(Lookup::Missing) };
+        let Some(entry) = self.l1_get(key).await else { return Ok(Lookup::Missing) };
+        let Some(value) = entry.value::<T>(&*self.inner.core.serializer) else { return Ok(Lookup::Missing) };
         let state = self.tag_state(entry.tags(), entry.created_at, settings).await?;
         if state == crate::tags::TagState::Deleted {
             return Ok(Lookup::Missing);

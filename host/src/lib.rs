@@ -90,3 +90,4 @@ pub use plugin::{plugin_file_name, Plugin, PluginInfo, PluginSet};
 pub use serializer::{JsonSerializer, Serializer};
 pub use store::{FactoryErrorHook, Store, StoreBuilder};
 pub use tags::{HARD_TAG_PREFIX, SOFT_TAG_PREFIX};
+pub use verbs::DISCONNECT_TIMEOUT;

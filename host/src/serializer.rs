@@ -61,6 +61,17 @@ pub fn decode<T: DeserializeOwned>(serializer: &dyn Serializer, bytes: &[u8]) ->
     entry.ok_or_else(|| "serializer produced no entry".into())
 }
 
+/// Decode a bare value (not an entry) of `T` with `serializer`: how an L1
+/// value stored as another type, or as bytes by a local plugin, is read.
+pub(crate) fn decode_value<T: DeserializeOwned>(serializer: &dyn Serializer, bytes: &[u8]) -> Result<T, BoxError> {
+    let mut value = None;
+    serializer.deserialize(bytes, &mut |deserializer| {
+        value = Some(erased_serde::deserialize::<T>(deserializer)?);
+        Ok(())
+    })?;
+    value.ok_or_else(|| "serializer produced no value".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 
 use crate::bus::{BusMessage, BusNode, MessageKind};
 use crate::cache::Cache;
+use crate::driver::Driver;
 use crate::error::Error;
 use crate::events::{CacheEvent, Events};
 use crate::l1::{L1Options, L1};
@@ -12,6 +13,7 @@ use crate::locks::StampedeLocks;
 use crate::options::{CacheOptions, Settings};
 use crate::serializer::{JsonSerializer, Serializer};
 use crate::telemetry::StoreMetrics;
+use futures::FutureExt;
 use std::sync::Arc;
 
 /// Called with every factory error, foreground or background.
@@ -41,17 +43,38 @@ pub(crate) struct StoreCore {
 /// ```
 #[derive(Default)]
 pub struct StoreBuilder {
-    l1: Option<L1Options>,
+    l1: Option<L1Source>,
     l2: Option<Arc<dyn L2Driver>>,
     bus: Option<BusNode>,
     options: CacheOptions,
     serializer: Option<Arc<dyn Serializer>>,
 }
 
+/// Where a store's L1 comes from.
+enum L1Source {
+    BuiltIn(L1Options),
+    Plugin(Driver),
+}
+
 impl StoreBuilder {
     /// Use the built-in in-process L1 with these limits.
     pub fn l1(mut self, options: L1Options) -> Self {
-        self.l1 = Some(options);
+        self.l1 = Some(L1Source::BuiltIn(options));
+        self
+    }
+
+    /// Use a plugin driver as L1 instead of the built-in store: a plugin
+    /// whose metadata declares the local layer (`layers.local`), e.g. the
+    /// `memory` plugin or your own in-process store. Give a driver on the
+    /// whole keyspace (empty prefix); the store applies its `prefix`.
+    ///
+    /// Each L1 call then crosses the plugin boundary and (de)serializes the
+    /// value, so a hit costs a decode, unlike the built-in L1. Errors of a
+    /// local plugin are logged and read as misses. Building the store fails
+    /// with [`Error::InvalidOptions`] when the plugin cannot serve the local
+    /// layer.
+    pub fn l1_plugin(mut self, driver: Driver) -> Self {
+        self.l1 = Some(L1Source::Plugin(driver));
         self
     }
 
@@ -102,8 +125,29 @@ impl StoreBuilder {
             return Err(Error::InvalidOptions(format!("store `{name}` has neither an L1 nor an L2")));
         }
         let settings = Settings::resolve(&options, self.l1.is_some());
-        let l1_root = self.l1.as_ref().map(L1::new);
-        let l1 = l1_root.as_ref().map(|l1| l1.namespace(&settings.prefix));
+        let serializer = self.serializer.unwrap_or_else(|| Arc::new(JsonSerializer));
+        let l1_root = match self.l1 {
+            Some(L1Source::BuiltIn(options)) => Some(L1::memory(&options)),
+            Some(L1Source::Plugin(driver)) => {
+                let plugin = driver.plugin().info();
+                if !plugin.local {
+                    return Err(Error::InvalidOptions(format!(
+                        "store `{name}`: plugin `{}` cannot serve the local layer (L1); it declares only {}",
+                        plugin.name,
+                        if plugin.remote { "the remote layer (L2)" } else { "no cache layer" }
+                    )));
+                }
+                Some(L1::plugin(Arc::new(driver), serializer.clone(), Arc::from(name)))
+            }
+            None => None,
+        };
+        let l1 = match &l1_root {
+            Some(root) => Some(
+                root.namespace(&settings.prefix)
+                    .map_err(|source| Error::L2 { key: settings.prefix.clone(), source })?,
+            ),
+            None => None,
+        };
         let l2 = match self.l2 {
             Some(driver) => {
                 let root = L2 { driver, breaker: Arc::new(CircuitBreaker::new(settings.l2_circuit_breaker_duration)) };
@@ -120,7 +164,7 @@ impl StoreBuilder {
         let core = Arc::new(StoreCore {
             name: Arc::from(name),
             metrics: StoreMetrics::new(name),
-            serializer: self.serializer.unwrap_or_else(|| Arc::new(JsonSerializer)),
+            serializer,
             locks: Arc::default(),
             events,
             bus: self.bus,
@@ -181,12 +225,26 @@ impl Store {
         // A weak reference: the bus node (owned by the store) holds this
         // handler, so a strong one would keep the store alive forever.
         let core = Arc::downgrade(&self.core);
-        bus.subscribe(&self.core.name, move |message| {
-            if let Some(core) = core.upgrade() {
-                core.apply_message(&message);
+        if self.core.l1_root.as_ref().is_none_or(L1::is_in_process) {
+            // Applied on the bus's delivery thread: no await needed.
+            return bus
+                .subscribe(&self.core.name, move |message| {
+                    if let Some(core) = core.upgrade() {
+                        let applied = core.apply_message(&message).now_or_never();
+                        debug_assert!(applied.is_some(), "the built-in L1 never awaits");
+                    }
+                })
+                .await;
+        }
+        // A plugin L1 is awaited: apply messages in order on a task.
+        let mut messages = bus.subscribe_channel(&self.core.name).await?;
+        tokio::spawn(async move {
+            while let Some(message) = messages.recv().await {
+                let Some(core) = core.upgrade() else { break };
+                core.apply_message(&message).await;
             }
-        })
-        .await
+        });
+        Ok(())
     }
 
     /// Close the store's bus node, if any.
@@ -201,30 +259,35 @@ impl Store {
     /// Set/Expire make the entries logically expired (a stale copy stays
     /// for grace), Delete removes them, Clear clears the namespace. Never
     /// re-published.
-    pub fn apply_message(&self, change: &BusMessage) {
-        self.core.apply_message(change);
+    pub async fn apply_message(&self, change: &BusMessage) {
+        self.core.apply_message(change).await;
     }
 }
 
 impl StoreCore {
-    fn apply_message(&self, change: &BusMessage) {
+    async fn apply_message(&self, change: &BusMessage) {
         let core = self;
-        if let Some(l1_root) = &core.l1_root {
-            let l1 = l1_root.namespace(&change.namespace);
-            let now = crate::entry::now_ms();
-            match change.kind {
-                MessageKind::Set | MessageKind::Expire => {
-                    for key in &change.keys {
-                        l1.expire(key, now, core.settings.grace);
+        match core.l1_root.as_ref().map(|root| root.namespace(&change.namespace)) {
+            Some(Ok(l1)) => {
+                let now = crate::entry::now_ms();
+                match change.kind {
+                    MessageKind::Set | MessageKind::Expire => {
+                        for key in &change.keys {
+                            l1.expire(key, now, core.settings.grace).await;
+                        }
                     }
-                }
-                MessageKind::Delete => {
-                    for key in &change.keys {
-                        l1.delete(key);
+                    MessageKind::Delete => {
+                        for key in &change.keys {
+                            l1.delete(key).await;
+                        }
                     }
+                    MessageKind::Clear => l1.clear().await,
                 }
-                MessageKind::Clear => l1.clear(),
             }
+            Some(Err(error)) => {
+                tracing::warn!(store = %core.name, namespace = %change.namespace, %error, "bus message not applied to L1");
+            }
+            None => {}
         }
         core.metrics.bus_received.increment(1);
         core.events.emit(|| CacheEvent::BusReceived {

@@ -58,8 +58,8 @@ impl Cache {
         let l1 = self.inner.l1.as_ref()?;
         let now = now_ms();
         let timestamp = |key: String| {
-            let entry = l1.get(&key)?;
-            entry.is_fresh(now).then(|| entry.downcast::<u64>()).flatten()
+            let entry = l1.get_now(&key)?;
+            entry.is_fresh(now).then(|| entry.value::<u64>(&*self.inner.core.serializer)).flatten()
         };
         let mut state = TagState::Valid;
         for tag in tags {
@@ -95,8 +95,10 @@ impl Cache {
     /// The invalidation time stored at `key` (0 = never invalidated).
     async fn tag_timestamp(&self, key: &str, settings: &Settings) -> Result<u64, Error> {
         let now = now_ms();
-        if let Some(entry) = self.inner.l1.as_ref().and_then(|l1| l1.get(key)) {
-            if let Some(timestamp) = entry.is_fresh(now).then(|| entry.downcast::<u64>()).flatten() {
+        if let Some(entry) = self.l1_get(key).await {
+            if let Some(timestamp) =
+                entry.is_fresh(now).then(|| entry.value::<u64>(&*self.inner.core.serializer)).flatten()
+            {
                 return Ok(timestamp);
             }
         }
@@ -117,7 +119,7 @@ impl Cache {
             _ => None,
         };
         let entry = Entry { value: timestamp, logical_expiration, tags: Vec::new(), created_at: now };
-        self.store_l1(key, &entry, None, now, 0);
+        self.store_l1(key, &entry, None, now, 0).await;
         Ok(timestamp)
     }
 

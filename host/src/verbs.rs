@@ -85,7 +85,7 @@ impl Cache {
     pub async fn has(&self, key: &str) -> Result<bool, Error> {
         let settings = &self.inner.core.settings;
         let now = now_ms();
-        if let Some(entry) = self.inner.l1.as_ref().and_then(|l1| l1.get(key)) {
+        if let Some(entry) = self.l1_get(key).await {
             let state = self.tag_state(entry.tags(), entry.created_at, settings).await?;
             let mut meta = Entry {
                 value: (),
@@ -130,7 +130,10 @@ impl Cache {
     /// Delete `key` from L1 and L2 and notify the bus; true if it existed.
     pub async fn delete(&self, key: &str) -> Result<bool, Error> {
         let settings = &self.inner.core.settings;
-        let mut existed = self.inner.l1.as_ref().is_some_and(|l1| l1.delete(key));
+        let mut existed = match &self.inner.l1 {
+            Some(l1) => l1.delete(key).await,
+            None => false,
+        };
         if let Some(l2) = &self.inner.l2 {
             match l2.call(l2.driver.delete(key)).await {
                 Ok(found) => existed |= found,
@@ -152,10 +155,12 @@ impl Cache {
             return Ok(0);
         }
         let settings = &self.inner.core.settings;
-        let mut existed = match &self.inner.l1 {
-            Some(l1) => keys.iter().filter(|key| l1.delete(key)).count() as u64,
-            None => 0,
-        };
+        let mut existed = 0;
+        if let Some(l1) = &self.inner.l1 {
+            for key in keys {
+                existed += u64::from(l1.delete(key).await);
+            }
+        }
         if let Some(l2) = &self.inner.l2 {
             let owned: Vec<String> = keys.iter().map(|key| key.to_string()).collect();
             match l2.call(l2.driver.delete_many(&owned)).await {
@@ -179,7 +184,10 @@ impl Cache {
     pub async fn expire(&self, key: &str) -> Result<bool, Error> {
         let settings = &self.inner.core.settings;
         let now = now_ms();
-        let mut found = self.inner.l1.as_ref().is_some_and(|l1| l1.expire(key, now, settings.grace));
+        let mut found = match &self.inner.l1 {
+            Some(l1) => l1.expire(key, now, settings.grace).await,
+            None => false,
+        };
         if self.inner.l2.is_some() {
             if let Err(source) = self.expire_l2(key, now, settings).await.map(|hit| found |= hit) {
                 self.l2_failed(key, source, settings)?;
@@ -218,7 +226,7 @@ impl Cache {
     pub async fn clear(&self) -> Result<(), Error> {
         let settings = &self.inner.core.settings;
         if let Some(l1) = &self.inner.l1 {
-            l1.clear();
+            l1.clear().await;
         }
         if let Some(l2) = &self.inner.l2 {
             if let Err(source) = l2.call(l2.driver.clear()).await {
@@ -235,7 +243,7 @@ impl Cache {
     /// Remove expired entries from L1 and L2 storage.
     pub async fn prune(&self) -> Result<(), Error> {
         if let Some(l1) = &self.inner.l1 {
-            l1.prune();
+            l1.prune().await;
         }
         if let Some(l2) = &self.inner.l2 {
             if let Err(source) = l2.call(l2.driver.prune()).await {
@@ -245,19 +253,34 @@ impl Cache {
         Ok(())
     }
 
-    /// Close the L2 connection (shared by every handle of the store).
+    /// Close the store's drivers (shared by every handle of the store): a
+    /// local plugin L1, then L2. Each is given [`DISCONNECT_TIMEOUT`]: a
+    /// backend that does not answer fails with a `TIMEOUT` driver error
+    /// rather than hanging the shutdown. Both are tried; the first error is
+    /// returned.
     pub async fn disconnect(&self) -> Result<(), Error> {
-        if let Some(l2) = &self.inner.l2 {
-            l2.driver.disconnect().await.map_err(|source| Error::L2 { key: self.prefix().to_string(), source })?;
-        }
-        Ok(())
+        let l1 = match &self.inner.l1 {
+            Some(l1) => bounded(l1.disconnect()).await,
+            None => Ok(()),
+        };
+        let l2 = match &self.inner.l2 {
+            Some(l2) => bounded(l2.driver.disconnect()).await,
+            None => Ok(()),
+        };
+        l1.and(l2).map_err(|source| Error::L2 { key: self.prefix().to_string(), source })
     }
 
     /// Values of `keys` in order: L1 first, then ONE batched L2 read for
     /// the rest (hits are copied into L1).
     pub async fn get_many<T: CacheValue>(&self, keys: &[&str]) -> Result<Vec<Option<T>>, Error> {
         let settings = &self.inner.core.settings;
-        let mut values: Vec<Option<T>> = keys.iter().map(|key| self.l1_fresh::<T>(key)).collect();
+        let mut values: Vec<Option<T>> = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(match self.l1_fresh::<T>(key) {
+                Some(value) => Some(value),
+                None => self.l1_fresh_async::<T>(key, settings).await?,
+            });
+        }
         let missing: Vec<usize> = (0..keys.len()).filter(|&i| values[i].is_none()).collect();
         if missing.is_empty() {
             return Ok(values);
@@ -280,7 +303,7 @@ impl Cache {
                 let state = self.tag_state(&entry.tags, entry.created_at, settings).await?;
                 state.apply_to(&mut entry);
                 if state != TagState::Deleted && !entry.is_expired(now) {
-                    self.store_l1(key, &entry, settings.grace, now, size as u64);
+                    self.store_l1(key, &entry, settings.grace, now, size as u64).await;
                     self.record_hit(key, Layer::L2, false);
                     values[index] = Some(entry.value);
                     continue;
@@ -335,7 +358,7 @@ impl Cache {
             };
             let bytes = serializer::encode(serializer, &entry)
                 .map_err(|source| Error::Serialization { key: key.to_string(), source })?;
-            self.store_l1(key, &entry, settings.grace, now, bytes.len() as u64);
+            self.store_l1(key, &entry, settings.grace, now, bytes.len() as u64).await;
             let ttl = settings.physical_ttl();
             batch.push(SetItem { key: key.to_string(), value: bytes, ttl });
         }
@@ -358,4 +381,22 @@ impl Cache {
         }
         Ok(stored)
     }
+}
+
+/// How long [`Cache::disconnect`] waits for each driver.
+pub const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn bounded(
+    disconnect: impl std::future::Future<Output = Result<(), bento_plugin_api::DriverError>>,
+) -> Result<(), bento_plugin_api::DriverError> {
+    // Without a tokio runtime (e.g. `futures::executor::block_on`) there is
+    // no timer to bound it with.
+    if tokio::runtime::Handle::try_current().is_err() {
+        return disconnect.await;
+    }
+    tokio::time::timeout(DISCONNECT_TIMEOUT, disconnect).await.unwrap_or_else(|_| {
+        Err(bento_plugin_api::DriverError::timeout(format_args!(
+            "disconnect did not finish within {DISCONNECT_TIMEOUT:?}"
+        )))
+    })
 }

@@ -182,11 +182,17 @@ async fn l1_only_and_l2_only_stores_work() {
 }
 
 #[tokio::test]
-async fn typed_values_of_another_type_fall_back_to_l2() {
+async fn values_read_as_another_type_are_converted_in_l1() {
     let s = setup(&Backend::Memory, "types", SetupOptions::default()).await;
     s.bento.set("n", 7u64).await.unwrap();
-    // L1 holds a u64; asking for a u32 reads and decodes the L2 copy.
+    // L1 holds a u64; a u32 reader gets it re-decoded through the
+    // serializer, as it would from L2, without an L2 read.
     assert_eq!(s.bento.get::<u32>("n").await.unwrap(), Some(7));
+    assert_eq!(s.bento.get_or_set("n", failing::<f64>("not called")).await.unwrap(), 7.0);
+    assert_eq!(s.l2.counters.gets(), 0);
+    // A type it does not decode as is a miss in L1; L2 holds the same value.
+    assert_eq!(s.bento.get::<String>("n").await.unwrap(), None);
+    assert_eq!(s.l2.counters.gets(), 1);
 }
 
 #[tokio::test]
