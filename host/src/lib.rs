@@ -5,7 +5,8 @@
 //! shared-library plugins.
 //!
 //! * The cache manager: [`Bento`] holds named [`Store`]s, each an optional
-//!   built-in L1 (decoded values, no deserialization on a hit), an optional
+//!   L1 (the built-in store of decoded values, no deserialization on a hit,
+//!   or a "local" plugin via [`StoreBuilder::l1_plugin`]), an optional
 //!   L2 (any plugin [`Driver`], or anything implementing [`L2Driver`]) and an
 //!   optional bus ([`bus::BusNode`]) keeping other instances' L1 coherent.
 //!   Every [`Cache`] (a store or a namespace of it) offers `get`,
