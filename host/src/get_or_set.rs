@@ -4,13 +4,18 @@
 //! 2. Take the per-key lock (full key, shared by every handle of the
 //!    store). With a graced value and a soft timeout the wait is bounded by
 //!    it (zero = stale-while-revalidate: a busy lock means a refresh is
-//!    already running, so serve stale at once).
+//!    already running, so serve stale at once). A lock timeout without a
+//!    graced value looks the key up (L1, L2) for one before failing.
 //! 3. In a spawned task that owns the lock: re-check L1, read L2, else run
-//!    the factory once and write L1 → L2 → bus. The task always finishes,
-//!    so a soft or hard timeout, or a caller that gives up, never loses the
-//!    factory's value, and the lock is released on every path (drop).
-//! 4. The caller waits for the task within the soft / hard timeout, and
-//!    falls back to the graced value on timeout or factory error.
+//!    the factory once and write L1 → L2 → bus. A stale L2 entry found
+//!    there is handed to a caller that had no graced value before the
+//!    factory runs, so grace works the same for L2-only stores. The task
+//!    always finishes, so a soft or hard timeout, or a caller that gives
+//!    up, never loses the factory's value, and the lock is released on
+//!    every path (drop).
+//! 4. The caller waits for the task within the soft / hard timeout (both
+//!    counted from the start of the call), and falls back to the graced
+//!    value on soft timeout or factory error.
 
 use crate::cache::{Cache, CacheValue, Lookup};
 use crate::entry::{ms_after, now_ms, Entry};
@@ -53,6 +58,14 @@ where
     fn call(self, context: FactoryContext<T>) -> BoxFuture<'static, Result<T, BoxError>> {
         Box::pin(async move { self(context).await.map_err(Into::into) })
     }
+}
+
+/// The caller's side of a refresh task: where the outcome goes, and where
+/// a stale entry found under the lock goes when the caller had no graced
+/// value yet (its soft timeout then applies to that entry).
+struct Waiter<T> {
+    outcome: oneshot::Sender<Outcome<T>>,
+    stale: Option<oneshot::Sender<(Entry<T>, Layer)>>,
 }
 
 /// What the refresh task found or made.
@@ -108,11 +121,17 @@ impl Cache {
         let Some(guard) = guard else {
             return match graced {
                 Some((entry, layer)) => Ok(self.serve_graced(key, entry, layer)),
-                None => Err(Error::LockTimeout { key: full_key, timeout: lock_wait.unwrap_or_default() }),
+                None => self.after_lock_timeout(key, &settings, full_key, lock_wait.unwrap_or_default()).await,
             };
         };
 
-        let (sender, receiver) = oneshot::channel();
+        let (sender, mut receiver) = oneshot::channel();
+        // Without a graced value yet, the refresh task may find one in L2
+        // (or in L1, put there meanwhile): it hands it over before running
+        // the factory, so the soft timeout applies to it as to an L1 value.
+        let awaits_stale = graced.is_none() && !force_fresh && settings.timeout.is_some();
+        let (stale_sender, mut stale_receiver) = oneshot::channel();
+        let mut waiter = Waiter { outcome: sender, stale: awaits_stale.then_some(stale_sender) };
         let task = self.clone();
         let task_key: Arc<str> = Arc::from(key);
         let task_settings = settings.clone();
@@ -120,9 +139,9 @@ impl Cache {
         let span = tracing::Span::current();
         tokio::spawn(
             async move {
-                let outcome = task.refresh(task_key, factory, task_settings, tags, task_graced, &sender).await;
+                let outcome = task.refresh(task_key, factory, task_settings, tags, task_graced, &mut waiter).await;
                 drop(guard);
-                let _ = sender.send(outcome);
+                let _ = waiter.outcome.send(outcome);
             }
             .instrument(span),
         );
@@ -131,18 +150,42 @@ impl Cache {
             let (entry, layer) = graced.expect("soft timeout is only set with a graced value");
             return Ok(self.serve_graced(key, entry, layer));
         }
-        let soft_left = soft_timeout.map(|soft| soft.saturating_sub(started.elapsed()));
-        let hard_left = settings.hard_timeout.map(|hard| hard.saturating_sub(started.elapsed()));
-        let soft_sleep = sleep_or_never(soft_left);
-        let hard_sleep = sleep_or_never(hard_left);
-        let outcome = tokio::select! {
-            outcome = receiver => outcome,
-            _ = soft_sleep => {
-                let (entry, layer) = graced.expect("soft timeout is only set with a graced value");
-                return Ok(self.serve_graced(key, entry, layer));
-            }
-            _ = hard_sleep => {
-                return Err(Error::HardTimeout { key: key.to_string(), timeout: settings.hard_timeout.unwrap_or_default() });
+        // Both timeouts count from the start of the call; a soft deadline
+        // at or after the hard one never applies.
+        let started = tokio::time::Instant::from_std(started);
+        let hard_deadline = settings.hard_timeout.map(|hard| started + hard);
+        let soft_deadline_after =
+            |soft: Duration| Some(started + soft).filter(|soft| hard_deadline.is_none_or(|hard| *soft < hard));
+        let mut soft_deadline = soft_timeout.and_then(soft_deadline_after);
+        let hard_sleep = sleep_until_or_never(hard_deadline);
+        tokio::pin!(hard_sleep);
+        let mut stale_pending = awaits_stale;
+        let outcome = loop {
+            tokio::select! {
+                // A value the task already has beats a stale one; the soft
+                // deadline is always before the hard one.
+                biased;
+                outcome = &mut receiver => break outcome,
+                stale = &mut stale_receiver, if stale_pending => {
+                    stale_pending = false;
+                    let deadline = settings.timeout.and_then(soft_deadline_after);
+                    if let (Ok((entry, layer)), Some(deadline)) = (stale, deadline) {
+                        if deadline <= tokio::time::Instant::now() {
+                            // Stale-while-revalidate, or the soft timeout already spent.
+                            return Ok(self.serve_graced(key, entry, layer));
+                        }
+                        graced = Some((entry, layer));
+                        soft_deadline = Some(deadline);
+                    }
+                }
+                _ = sleep_until_or_never(soft_deadline) => {
+                    let (entry, layer) = graced.expect("a soft deadline is only set with a graced value");
+                    return Ok(self.serve_graced(key, entry, layer));
+                }
+                _ = &mut hard_sleep => {
+                    let timeout = settings.hard_timeout.unwrap_or_default();
+                    return Err(Error::HardTimeout { key: key.to_string(), timeout });
+                }
             }
         };
         match outcome {
@@ -162,6 +205,32 @@ impl Cache {
                 background: false,
             }),
         }
+    }
+
+    /// The lock wait timed out and no graced value was known beforehand.
+    /// With grace, the holder may have left a stale copy in L1, or L2 may
+    /// hold one (an L2-only store): serve it rather than fail. This read
+    /// happens only on this failure path, never on the common one; if it
+    /// fails too, the lock timeout is the error reported.
+    async fn after_lock_timeout<T: CacheValue>(
+        &self,
+        key: &str,
+        settings: &Settings,
+        full_key: String,
+        timeout: Duration,
+    ) -> Result<T, Error> {
+        if settings.grace.is_some() && !settings.force_fresh {
+            match self.lookup::<T>(key, settings).await {
+                Ok(Lookup::Fresh(value, layer)) => {
+                    self.record_hit(key, layer, false);
+                    return Ok(value);
+                }
+                Ok(Lookup::Stale(entry, layer)) => return Ok(self.serve_graced(key, entry, layer)),
+                Ok(Lookup::Missing) => {}
+                Err(error) => tracing::debug!(key, %error, "no graced value after the lock timeout"),
+            }
+        }
+        Err(Error::LockTimeout { key: full_key, timeout })
     }
 
     fn serve_graced<T>(&self, key: &str, entry: Entry<T>, layer: Layer) -> T {
@@ -203,11 +272,14 @@ impl Cache {
         settings: Settings,
         tags: Vec<String>,
         mut graced: Option<(Entry<T>, Layer)>,
-        waiter: &oneshot::Sender<Outcome<T>>,
+        waiter: &mut Waiter<T>,
     ) -> Outcome<T> {
         match self.lookup::<T>(&key, &settings).await {
             Ok(Lookup::Fresh(value, layer)) if !settings.force_fresh => return Outcome::Hit(value, layer),
             Ok(Lookup::Stale(entry, layer)) => {
+                if let Some(stale) = waiter.stale.take() {
+                    let _ = stale.send((entry.clone(), layer));
+                }
                 if graced.as_ref().is_none_or(|(old, _)| entry.created_at >= old.created_at) {
                     graced = Some((entry, layer));
                 }
@@ -241,7 +313,7 @@ impl Cache {
                 }
             }
             Err(source) => {
-                let background = waiter.is_closed();
+                let background = waiter.outcome.is_closed();
                 let error = Error::Factory { key: key.to_string(), source: Arc::from(source), background };
                 tracing::debug!(key = %key, %error, "factory failed");
                 if let Some(hook) = &self.inner.core.on_factory_error {
@@ -272,9 +344,9 @@ impl Cache {
     }
 }
 
-async fn sleep_or_never(duration: Option<Duration>) {
-    match duration {
-        Some(duration) => tokio::time::sleep(duration).await,
+async fn sleep_until_or_never(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
 }

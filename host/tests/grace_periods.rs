@@ -1,9 +1,10 @@
 //! Grace periods: stale values served on factory failure, by `get`, and by
-//! stale-while-revalidate; grace backoff counted from now.
+//! stale-while-revalidate, whether L1 or only L2 holds them; grace backoff
+//! counted from now.
 
 mod common;
 
-use bento::{CacheOptions, Error};
+use bento::{CacheOptions, Error, Layer};
 use common::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -109,5 +110,68 @@ async fn expire_keeps_a_graced_copy_in_both_tiers() {
         let calls = Arc::new(AtomicU64::new(0));
         let value = s.bento.get_or_set("k", counted(&calls, 2u32)).no_timeout().await.unwrap();
         assert_eq!((value, calls.load(Ordering::SeqCst)), (2, 1), "{backend:?}: refreshed");
+    }
+}
+
+/// Stale-while-revalidate when only L2 holds the stale value (no L1 at
+/// all, or an L1 without a copy): the refresh task hands it over before
+/// running the factory, so the caller still returns at once.
+#[tokio::test]
+async fn stale_while_revalidate_serves_a_stale_value_found_only_in_l2() {
+    for backend in backends("grace_swr_l2") {
+        for l1 in [false, true] {
+            let s = stale_only_in_l2(&backend, "grace_swr_l2", l1, "k", 1).await;
+            let mut events = s.bento.subscribe();
+            let (calls, graced_seen) = (Arc::new(AtomicU64::new(0)), Arc::new(Mutex::new(Vec::new())));
+            let started = Instant::now();
+            let value = s.bento.get_or_set("k", counted_slow(&calls, &graced_seen, ms(1_000), 2u32)).await.unwrap();
+            assert_eq!(value, 1, "{backend:?} l1={l1}: stale value at once");
+            assert!(started.elapsed() < ms(500), "{backend:?} l1={l1}: took {:?}", started.elapsed());
+            assert_eq!(hits(&mut events), vec![graced_hit("k", Layer::L2)], "{backend:?} l1={l1}");
+            assert_eq!(s.l2.counters.gets(), 1, "{backend:?} l1={l1}: one L2 read");
+            tokio::time::sleep(ms(1_300)).await;
+            assert_eq!(calls.load(Ordering::SeqCst), 1, "{backend:?} l1={l1}: one background refresh");
+            assert_eq!(*graced_seen.lock().unwrap(), vec![Some(1)], "{backend:?} l1={l1}: graced entry given");
+            assert_eq!(s.bento.get::<u32>("k").await.unwrap(), Some(2), "{backend:?} l1={l1}: refreshed");
+            assert_eq!(s.bento.store("main").unwrap().pending_locks(), 0);
+        }
+    }
+}
+
+/// Concurrent callers of a key stale only in L2 still run one factory.
+/// (Those that queue behind the refresh had no graced value to serve, so
+/// they get the stale or the refreshed value.)
+#[tokio::test]
+async fn stale_while_revalidate_from_l2_refreshes_once_under_concurrency() {
+    for backend in backends("grace_swr_l2_many") {
+        let s = stale_only_in_l2(&backend, "grace_swr_l2_many", false, "k", 1).await;
+        let (calls, graced_seen) = (Arc::new(AtomicU64::new(0)), Arc::new(Mutex::new(Vec::new())));
+        let mut callers = Vec::new();
+        for _ in 0..20 {
+            let cache = s.bento.clone();
+            let factory = counted_slow(&calls, &graced_seen, ms(300), 2u32);
+            callers.push(tokio::spawn(async move { cache.get_or_set("k", factory).await.unwrap() }));
+        }
+        let mut values = Vec::new();
+        for caller in callers {
+            values.push(caller.await.unwrap());
+        }
+        assert!(values.contains(&1), "{backend:?}: the first caller serves stale: {values:?}");
+        assert!(values.iter().all(|value| [1, 2].contains(value)), "{backend:?}: {values:?}");
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "{backend:?}: one refresh");
+        assert_eq!(s.bento.get::<u32>("k").await.unwrap(), Some(2), "{backend:?}");
+    }
+}
+
+#[tokio::test]
+async fn failing_factory_serves_a_stale_value_found_only_in_l2() {
+    for backend in backends("grace_fail_l2") {
+        let s = stale_only_in_l2(&backend, "grace_fail_l2", false, "k", 1).await;
+        let value = s.bento.get_or_set("k", failing::<u32>("down")).no_timeout().await.unwrap();
+        assert_eq!(value, 1, "{backend:?}");
+        // Backed off: fresh again for the default 10 s backoff.
+        let calls = Arc::new(AtomicU64::new(0));
+        let value = s.bento.get_or_set("k", counted(&calls, 2u32)).await.unwrap();
+        assert_eq!((value, calls.load(Ordering::SeqCst)), (1, 0), "{backend:?}");
     }
 }

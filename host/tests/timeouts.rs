@@ -1,12 +1,13 @@
 //! Soft and hard timeouts (the factory finishes in the background and its
-//! value is cached), lock timeouts, and force_fresh.
+//! value is cached), lock timeouts, and force_fresh — with the graced value
+//! in L1, or only in L2.
 
 mod common;
 
-use bento::{CacheOptions, Error};
+use bento::{CacheOptions, Error, Layer};
 use common::*;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn slow<T: Send + Sync + 'static>(
@@ -106,5 +107,62 @@ async fn force_fresh_runs_the_factory_and_keeps_the_old_value_on_error() {
         let error = s.bento.get_or_set("k", failing::<u32>("no")).force_fresh().await.unwrap_err();
         assert!(matches!(error, Error::Factory { .. }), "{error:?}");
         assert_eq!(s.bento.get::<u32>("k").await.unwrap(), Some(2), "{backend:?}: old value kept");
+    }
+}
+
+/// A stale value only L2 holds (no L1 at all, or an L1 without a copy) is
+/// found by the refresh task under the lock; the soft timeout applies to it
+/// as to an L1 value: stale after ~timeout, the factory finishes later.
+#[tokio::test]
+async fn soft_timeout_serves_a_stale_value_found_only_in_l2() {
+    for backend in backends("timeouts_soft_l2") {
+        for l1 in [false, true] {
+            let s = stale_only_in_l2(&backend, "soft_l2", l1, "k", 1).await;
+            let mut events = s.bento.subscribe();
+            let (calls, graced_seen) = (Arc::new(AtomicU64::new(0)), Arc::new(Mutex::new(Vec::new())));
+            let started = Instant::now();
+            let factory = counted_slow(&calls, &graced_seen, ms(1_500), 2u32);
+            let value = s.bento.get_or_set("k", factory).timeout(ms(200)).await.unwrap();
+            let took = started.elapsed();
+            assert_eq!(value, 1, "{backend:?} l1={l1}: stale");
+            assert!(took >= ms(190) && took < ms(1_000), "{backend:?} l1={l1}: {took:?}");
+            assert_eq!(hits(&mut events), vec![graced_hit("k", Layer::L2)], "{backend:?} l1={l1}");
+            assert_eq!(s.l2.counters.gets(), 1, "{backend:?} l1={l1}: one L2 read");
+            tokio::time::sleep(ms(1_800)).await;
+            assert_eq!(s.bento.get::<u32>("k").await.unwrap(), Some(2), "{backend:?} l1={l1}: written later");
+            assert_eq!(calls.load(Ordering::SeqCst), 1, "{backend:?} l1={l1}");
+            assert_eq!(*graced_seen.lock().unwrap(), vec![Some(1)], "{backend:?} l1={l1}");
+            assert_eq!(s.bento.store("main").unwrap().pending_locks(), 0);
+        }
+    }
+}
+
+#[tokio::test]
+async fn hard_timeout_applies_to_a_stale_value_found_only_in_l2() {
+    for backend in backends("timeouts_hard_l2") {
+        let s = stale_only_in_l2(&backend, "hard_l2", false, "k", 1).await;
+        // The soft timeout would come after the hard one: the call fails.
+        let started = Instant::now();
+        let error =
+            s.bento.get_or_set("k", slow(ms(1_000), 2u32)).timeout(ms(600)).hard_timeout(ms(200)).await.unwrap_err();
+        assert!(matches!(error, Error::HardTimeout { .. }), "{backend:?}: {error:?}");
+        assert!(started.elapsed() < ms(550), "{backend:?}: {:?}", started.elapsed());
+        tokio::time::sleep(ms(1_200)).await;
+        assert_eq!(s.bento.get::<u32>("k").await.unwrap(), Some(2), "{backend:?}: cached in the background");
+    }
+}
+
+#[tokio::test]
+async fn lock_timeout_serves_a_stale_value_found_only_in_l2() {
+    for backend in backends("timeouts_lock_l2") {
+        let s = stale_only_in_l2(&backend, "lock_l2", false, "k", 1).await;
+        let holder = {
+            let cache = s.bento.clone();
+            tokio::spawn(async move { cache.get_or_set("k", slow(ms(800), 2u32)).no_timeout().await })
+        };
+        tokio::time::sleep(ms(100)).await;
+        let value = s.bento.get_or_set("k", slow(ms(1), 3u32)).no_timeout().lock_timeout(ms(200)).await.unwrap();
+        assert_eq!(value, 1, "{backend:?}: stale instead of a lock timeout");
+        assert_eq!(holder.await.unwrap().unwrap(), 2, "{backend:?}");
     }
 }

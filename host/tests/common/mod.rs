@@ -9,7 +9,7 @@ pub mod bus;
 use async_trait::async_trait;
 use bento::{Bento, CacheOptions, Driver, DriverError, DriverOptions, L1Options, L2Driver, Plugin, SetItem, Store};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// An L2 backend a scenario runs against.
@@ -236,6 +236,53 @@ pub fn counted<T: Clone + Send + Sync + 'static>(
         calls.fetch_add(1, Ordering::SeqCst);
         futures::future::ready(Ok(value))
     }
+}
+
+/// A factory that counts its calls, records the graced entry it was given,
+/// then returns `value` after `delay`.
+pub fn counted_slow<T: Clone + Send + Sync + 'static>(
+    calls: &Arc<AtomicU64>,
+    graced_seen: &Arc<Mutex<Vec<Option<T>>>>,
+    delay: Duration,
+    value: T,
+) -> impl FnOnce(bento::FactoryContext<T>) -> futures::future::BoxFuture<'static, Result<T, bento::BoxError>> + Send + 'static
+{
+    let (calls, graced_seen) = (calls.clone(), graced_seen.clone());
+    move |ctx| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        graced_seen.lock().unwrap().push(ctx.graced_entry().map(|entry| entry.value.clone()));
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            Ok(value)
+        })
+    }
+}
+
+/// A store (with or without L1, grace 60 s) where `key` = `value` is stale
+/// within grace in L2 and absent from the store's L1: written by a sibling
+/// instance with a 50 ms ttl, then left to expire.
+pub async fn stale_only_in_l2(backend: &Backend, test: &str, l1: bool, key: &str, value: u32) -> Setup {
+    let s = setup(backend, test, SetupOptions { l1, options: CacheOptions::new().grace(ms(60_000)) }).await;
+    let writer = sibling(&s, CacheOptions::new().grace(ms(60_000))).await;
+    writer.set(key, value).ttl(ms(50)).await.expect("sibling writes");
+    tokio::time::sleep(ms(150)).await;
+    s
+}
+
+/// The hit events among `events`.
+pub fn hits(events: &mut tokio::sync::broadcast::Receiver<bento::CacheEvent>) -> Vec<bento::CacheEvent> {
+    let mut hits = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if matches!(event, bento::CacheEvent::Hit { .. }) {
+            hits.push(event);
+        }
+    }
+    hits
+}
+
+/// A graced hit of `key` in store "main", served from `layer`.
+pub fn graced_hit(key: &str, layer: bento::Layer) -> bento::CacheEvent {
+    bento::CacheEvent::Hit { store: "main".into(), key: key.into(), layer, graced: true }
 }
 
 /// A factory that fails.
