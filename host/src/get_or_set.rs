@@ -22,6 +22,7 @@ use crate::entry::{ms_after, now_ms, Entry};
 use crate::error::{BoxError, Error};
 use crate::events::Layer;
 use crate::factory::FactoryContext;
+use crate::locks::{Acquired, LockGuard};
 use crate::options::{CacheOptions, Settings};
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -68,6 +69,14 @@ struct Waiter<T> {
     stale: Option<oneshot::Sender<(Entry<T>, Layer)>>,
 }
 
+/// How [`Cache::wait_for_lock_or_stale`] ended: the lock (or `None` on a
+/// lock timeout) with the stale entry shared meanwhile, or a stale entry to
+/// serve now.
+enum WaitOutcome<T> {
+    Locked(Option<LockGuard>, Option<(Entry<T>, Layer)>),
+    Serve(Entry<T>, Layer),
+}
+
 /// What the refresh task found or made.
 enum Outcome<T> {
     Hit(T, Layer),
@@ -106,7 +115,7 @@ impl Cache {
                 graced = Some((entry, layer));
             }
         }
-        let soft_timeout = settings.timeout.filter(|_| graced.is_some() && !force_fresh);
+        let mut soft_timeout = settings.timeout.filter(|_| graced.is_some() && !force_fresh);
 
         let lock_wait = match (soft_timeout, settings.lock_timeout) {
             (Some(soft), Some(lock)) => Some(soft.min(lock)),
@@ -114,7 +123,18 @@ impl Cache {
         };
         let full_key = self.full_key(key);
         let locks = &self.inner.core.locks;
+        let watch_shared = graced.is_none() && !force_fresh && settings.grace.is_some() && settings.timeout.is_some();
         let guard = match lock_wait {
+            _ if watch_shared => match self.wait_for_lock_or_stale::<T>(&full_key, &settings, started).await {
+                WaitOutcome::Locked(guard, stale) => {
+                    if stale.is_some() {
+                        graced = stale;
+                        soft_timeout = settings.timeout;
+                    }
+                    guard
+                }
+                WaitOutcome::Serve(entry, layer) => return Ok(self.serve_graced(key, entry, layer)),
+            },
             Some(Duration::ZERO) => locks.try_acquire(&full_key),
             wait => locks.acquire(&full_key, wait).await,
         };
@@ -139,7 +159,8 @@ impl Cache {
         let span = tracing::Span::current();
         tokio::spawn(
             async move {
-                let outcome = task.refresh(task_key, factory, task_settings, tags, task_graced, &mut waiter).await;
+                let outcome =
+                    task.refresh(task_key, factory, task_settings, tags, task_graced, &guard, &mut waiter).await;
                 drop(guard);
                 let _ = waiter.outcome.send(outcome);
             }
@@ -204,6 +225,43 @@ impl Cache {
                 source: Arc::from(BoxError::from("the refresh task was cancelled")),
                 background: false,
             }),
+        }
+    }
+
+    /// Wait for the key's lock without a graced value of our own, watching
+    /// for the stale entry the current holder may share (it found one in
+    /// L2, or L1 of another handle): then our soft timeout applies to it, as
+    /// if we had found it ourselves — serve it at once (timeout 0 or already
+    /// spent), or wait for the lock at most until the soft deadline.
+    async fn wait_for_lock_or_stale<T: CacheValue>(
+        &self,
+        full_key: &str,
+        settings: &Settings,
+        started: Instant,
+    ) -> WaitOutcome<T> {
+        let locks = &self.inner.core.locks;
+        let lock_left = || settings.lock_timeout.map(|lock| lock.saturating_sub(started.elapsed()));
+        let shared = match locks.acquire_or_stale(full_key, lock_left()).await {
+            Acquired::Locked(guard) => return WaitOutcome::Locked(Some(guard), None),
+            Acquired::TimedOut => return WaitOutcome::Locked(None, None),
+            Acquired::Stale(shared) => shared,
+        };
+        let usable = shared
+            .downcast_ref::<(Entry<T>, Layer)>()
+            .filter(|(entry, _)| crate::cache::within_grace(entry, settings, now_ms()))
+            .cloned();
+        let Some((entry, layer)) = usable else {
+            // Another type, or outside our grace: wait for the lock itself.
+            return WaitOutcome::Locked(locks.acquire(full_key, lock_left()).await, None);
+        };
+        let soft_left = settings.timeout.unwrap_or_default().saturating_sub(started.elapsed());
+        if soft_left.is_zero() {
+            return WaitOutcome::Serve(entry, layer);
+        }
+        let wait = lock_left().map_or(soft_left, |lock| lock.min(soft_left));
+        match locks.acquire(full_key, Some(wait)).await {
+            Some(guard) => WaitOutcome::Locked(Some(guard), Some((entry, layer))),
+            None => WaitOutcome::Serve(entry, layer),
         }
     }
 
@@ -272,6 +330,7 @@ impl Cache {
         settings: Settings,
         tags: Vec<String>,
         mut graced: Option<(Entry<T>, Layer)>,
+        lock: &LockGuard,
         waiter: &mut Waiter<T>,
     ) -> Outcome<T> {
         match self.lookup::<T>(&key, &settings).await {
@@ -286,6 +345,10 @@ impl Cache {
             }
             Ok(_) => {}
             Err(error) => return Outcome::Failed(error),
+        }
+        if let Some(stale) = &graced {
+            // Callers queued behind this lock may serve it meanwhile.
+            lock.share_stale(Arc::new(stale.clone()));
         }
         self.record_miss(&key);
         let context = FactoryContext::new(key.clone(), graced.as_ref().map(|(entry, _)| entry.clone()));

@@ -159,7 +159,39 @@ async fn stale_while_revalidate_from_l2_refreshes_once_under_concurrency() {
         assert!(values.contains(&1), "{backend:?}: the first caller serves stale: {values:?}");
         assert!(values.iter().all(|value| [1, 2].contains(value)), "{backend:?}: {values:?}");
         assert_eq!(calls.load(Ordering::SeqCst), 1, "{backend:?}: one refresh");
+        // Queued callers may have served stale too: give the refresh time to land.
+        tokio::time::sleep(ms(1_000)).await;
         assert_eq!(s.bento.get::<u32>("k").await.unwrap(), Some(2), "{backend:?}");
+    }
+}
+
+#[tokio::test]
+async fn callers_queued_behind_a_refresh_serve_the_stale_value_it_found_in_l2() {
+    for backend in backends("grace_swr_l2_queued") {
+        // No L1: only the refresh holding the lock reads the stale entry
+        // (from L2); it shares it with the callers waiting for the lock.
+        let s = stale_only_in_l2(&backend, "grace_swr_l2_queued", false, "k", 1).await;
+        let (calls, graced_seen) = (Arc::new(AtomicU64::new(0)), Arc::new(Mutex::new(Vec::new())));
+        let mut callers = Vec::new();
+        for _ in 0..20 {
+            let cache = s.bento.clone();
+            let factory = counted_slow(&calls, &graced_seen, ms(1_500), 2u32);
+            callers.push(tokio::spawn(async move {
+                let started = Instant::now();
+                let value = cache.get_or_set("k", factory).await.unwrap();
+                (value, started.elapsed())
+            }));
+        }
+        for caller in callers {
+            let (value, elapsed) = caller.await.unwrap();
+            assert_eq!(value, 1, "{backend:?}: every caller serves the stale value");
+            assert!(elapsed < ms(1_000), "{backend:?}: nobody waits for the 1.5 s refresh ({elapsed:?})");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "{backend:?}: one refresh");
+        assert_eq!(s.l2.counters.gets(), 1, "{backend:?}: one L2 read");
+        tokio::time::sleep(ms(2_000)).await;
+        assert_eq!(s.bento.get::<u32>("k").await.unwrap(), Some(2), "{backend:?}: the refresh landed");
+        assert_eq!(s.bento.store("main").unwrap().pending_locks(), 0, "{backend:?}");
     }
 }
 
