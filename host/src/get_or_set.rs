@@ -67,6 +67,8 @@ where
 struct Waiter<T> {
     outcome: oneshot::Sender<Outcome<T>>,
     stale: Option<oneshot::Sender<(Entry<T>, Layer)>>,
+    /// The key's lock, held for the whole refresh.
+    lock: LockGuard,
 }
 
 /// How [`Cache::wait_for_lock_or_stale`] ended: the lock (or `None` on a
@@ -151,7 +153,7 @@ impl Cache {
         // the factory, so the soft timeout applies to it as to an L1 value.
         let awaits_stale = graced.is_none() && !force_fresh && settings.timeout.is_some();
         let (stale_sender, mut stale_receiver) = oneshot::channel();
-        let mut waiter = Waiter { outcome: sender, stale: awaits_stale.then_some(stale_sender) };
+        let mut waiter = Waiter { outcome: sender, stale: awaits_stale.then_some(stale_sender), lock: guard };
         let task = self.clone();
         let task_key: Arc<str> = Arc::from(key);
         let task_settings = settings.clone();
@@ -159,10 +161,10 @@ impl Cache {
         let span = tracing::Span::current();
         tokio::spawn(
             async move {
-                let outcome =
-                    task.refresh(task_key, factory, task_settings, tags, task_graced, &guard, &mut waiter).await;
-                drop(guard);
-                let _ = waiter.outcome.send(outcome);
+                let outcome = task.refresh(task_key, factory, task_settings, tags, task_graced, &mut waiter).await;
+                let Waiter { outcome: sender, lock, .. } = waiter;
+                drop(lock);
+                let _ = sender.send(outcome);
             }
             .instrument(span),
         );
@@ -330,7 +332,6 @@ impl Cache {
         settings: Settings,
         tags: Vec<String>,
         mut graced: Option<(Entry<T>, Layer)>,
-        lock: &LockGuard,
         waiter: &mut Waiter<T>,
     ) -> Outcome<T> {
         match self.lookup::<T>(&key, &settings).await {
@@ -348,7 +349,7 @@ impl Cache {
         }
         if let Some(stale) = &graced {
             // Callers queued behind this lock may serve it meanwhile.
-            lock.share_stale(Arc::new(stale.clone()));
+            waiter.lock.share_stale(Arc::new(stale.clone()));
         }
         self.record_miss(&key);
         let context = FactoryContext::new(key.clone(), graced.as_ref().map(|(entry, _)| entry.clone()));
