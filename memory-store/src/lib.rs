@@ -17,11 +17,14 @@
 //! assert_eq!(store.namespace("user").get("1"), Some(b"ada".to_vec()));
 //! ```
 
+mod key;
+mod slot;
+
 use bento_plugin_api::Prefix;
-use quanta::Instant;
+use key::{CacheHasher, LookupKey, PrefixHash, StoredKey};
 use quick_cache::sync::Cache;
-use quick_cache::{DefaultHashBuilder, Weighter};
-use std::cell::RefCell;
+use quick_cache::Weighter;
+use slot::{Clock, Slot};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,44 +45,24 @@ pub struct MemoryStoreOptions {
     pub max_entry_size: Option<u64>,
 }
 
-/// One stored value with its physical expiry and accounted size.
-#[derive(Clone)]
-struct Slot<V> {
-    value: V,
-    expires_at: Option<Instant>,
-    weight: u64,
-}
-
-impl<V> Slot<V> {
-    fn is_live(&self, now: Instant) -> bool {
-        self.expires_at.is_none_or(|at| now < at)
-    }
-
-    /// Liveness, reading the clock only when the entry can expire.
-    fn is_live_now(&self) -> bool {
-        self.expires_at.is_none_or(|at| Instant::now() < at)
-    }
-}
-
-thread_local! {
-    /// Reused buffer for `prefix:key`, so a lookup allocates nothing.
-    static KEY_BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
-}
-
 #[derive(Clone)]
 struct SlotWeighter;
 
-impl<V> Weighter<String, Slot<V>> for SlotWeighter {
-    fn weight(&self, _key: &String, slot: &Slot<V>) -> u64 {
-        slot.weight
+impl<V> Weighter<StoredKey, Slot<V>> for SlotWeighter {
+    fn weight(&self, _key: &StoredKey, slot: &Slot<V>) -> u64 {
+        slot.weight()
     }
 }
 
 type SlotCache<V> =
-    Cache<String, Slot<V>, SlotWeighter, DefaultHashBuilder, quick_cache::sync::DefaultLifecycle<String, Slot<V>>>;
+    Cache<StoredKey, Slot<V>, SlotWeighter, CacheHasher, quick_cache::sync::DefaultLifecycle<StoredKey, Slot<V>>>;
 
 struct Shared<V> {
     cache: SlotCache<V>,
+    clock: Clock,
+    /// Whether quick_cache's weight limit counts entries (only `max_items`
+    /// set: every entry weighs 1) rather than bytes.
+    counts_items: bool,
     /// Every entry weighs at least this much, so that `max_size` and
     /// `max_items` are both honoured by quick_cache's single weight limit.
     min_weight: u64,
@@ -91,11 +74,12 @@ struct Shared<V> {
 pub struct MemoryStore<V> {
     shared: Arc<Shared<V>>,
     prefix: Prefix,
+    prefix_hash: PrefixHash,
 }
 
 impl<V> Clone for MemoryStore<V> {
     fn clone(&self) -> Self {
-        MemoryStore { shared: self.shared.clone(), prefix: self.prefix.clone() }
+        MemoryStore { shared: self.shared.clone(), prefix: self.prefix.clone(), prefix_hash: self.prefix_hash.clone() }
     }
 }
 
@@ -112,16 +96,27 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
             usize::try_from(estimated_items.max(16)).unwrap_or(usize::MAX),
             capacity,
             SlotWeighter,
-            DefaultHashBuilder::default(),
+            CacheHasher::default(),
             quick_cache::sync::DefaultLifecycle::default(),
         );
-        let max_entry_size = options.max_entry_size;
-        MemoryStore { shared: Arc::new(Shared { cache, min_weight, max_entry_size }), prefix: Prefix::new(prefix) }
+        let shared = Shared {
+            cache,
+            clock: Clock::new(),
+            counts_items: options.max_items.is_some() && options.max_size.is_none(),
+            min_weight,
+            max_entry_size: options.max_entry_size,
+        };
+        MemoryStore::with_prefix(Arc::new(shared), Prefix::new(prefix))
+    }
+
+    fn with_prefix(shared: Arc<Shared<V>>, prefix: Prefix) -> Self {
+        let prefix_hash = PrefixHash::new(prefix.as_str());
+        MemoryStore { shared, prefix, prefix_hash }
     }
 
     /// A handle on `prefix:namespace` sharing this store.
     pub fn namespace(&self, namespace: &str) -> Self {
-        MemoryStore { shared: self.shared.clone(), prefix: self.prefix.namespace(namespace) }
+        MemoryStore::with_prefix(self.shared.clone(), self.prefix.namespace(namespace))
     }
 
     /// This handle's prefix.
@@ -129,36 +124,21 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
         &self.prefix
     }
 
-    fn with_key<T>(&self, key: &str, f: impl FnOnce(&str) -> T) -> T {
-        if self.prefix.is_empty() {
-            return f(key);
-        }
-        let prefix = self.prefix.as_str();
-        KEY_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
-            Ok(mut full) => {
-                full.clear();
-                full.push_str(prefix);
-                full.push(':');
-                full.push_str(key);
-                f(&full)
-            }
-            // Re-entered from inside `f` (a value's Drop touching the
-            // store): fall back to an owned key.
-            Err(_) => f(&self.prefix.key(key)),
-        })
+    fn lookup<'a>(&'a self, key: &'a str) -> LookupKey<'a> {
+        LookupKey { prefix: self.prefix.as_str(), prefix_hash: &self.prefix_hash, key }
     }
 
     /// The live value of `key`. An expired entry is removed and not returned.
+    #[inline]
     pub fn get(&self, key: &str) -> Option<V> {
-        self.with_key(key, |full| {
-            let slot = self.shared.cache.get(full)?;
-            if slot.is_live_now() {
-                Some(slot.value)
-            } else {
-                self.remove_if_expired(full);
-                None
-            }
-        })
+        let lookup = self.lookup(key);
+        let slot = self.shared.cache.get(&lookup)?;
+        if slot.is_live(&self.shared.clock) {
+            Some(slot.value)
+        } else {
+            self.remove_if_expired(lookup);
+            None
+        }
     }
 
     /// The value of `key` without checking its physical expiry, for a
@@ -166,49 +146,54 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
     /// checks the logical expiration, never later than the physical one).
     /// Saves a clock read on the hit path; an expired entry is left for
     /// [`MemoryStore::get`] or [`MemoryStore::prune`] to remove.
+    #[inline]
     pub fn get_ignoring_expiry(&self, key: &str) -> Option<V> {
-        self.with_key(key, |full| self.shared.cache.get(full).map(|slot| slot.value))
+        self.shared.cache.get(&self.lookup(key)).map(|slot| slot.value)
     }
 
     /// True iff [`MemoryStore::get`] would return a value.
     pub fn has(&self, key: &str) -> bool {
-        self.with_key(key, |full| self.shared.cache.peek(full).is_some_and(|slot| slot.is_live_now()))
+        self.shared.cache.peek(&self.lookup(key)).is_some_and(|slot| slot.is_live(&self.shared.clock))
     }
 
-    fn remove_if_expired(&self, full: &str) {
-        let now = Instant::now();
-        self.shared.cache.remove_if(full, |slot| !slot.is_live(now));
+    fn remove_if_expired(&self, lookup: LookupKey<'_>) {
+        let now = self.shared.clock.now_ms();
+        self.shared.cache.remove_if(&lookup, |slot| !slot.is_live_at(now));
     }
 
     /// Store `value` for `ttl` (`None` = forever). `weight` is the entry's
-    /// size in bytes as the caller counts it. Returns false, storing nothing
-    /// and removing any previous value, when the entry exceeds
-    /// `max_entry_size` or the whole store.
+    /// size in bytes as the caller counts it (above 128 KiB it is rounded
+    /// up by less than 0.002%). Returns false, storing nothing and removing
+    /// any previous value, when the entry exceeds `max_entry_size` or the
+    /// whole store.
     pub fn insert(&self, key: &str, value: V, ttl: Option<Duration>, weight: u64) -> bool {
-        let full = self.prefix.key(key);
-        let weight = weight.saturating_add(full.len() as u64).max(self.shared.min_weight);
+        let stored_key = StoredKey::new(self.prefix.as_str(), key);
+        let weight = if self.shared.counts_items {
+            1
+        } else {
+            weight.saturating_add(stored_key.len() as u64).max(self.shared.min_weight)
+        };
+        let slot = Slot::new(value, ttl, weight, &self.shared.clock);
+        let weight = slot.weight();
         let too_big = self.shared.max_entry_size.is_some_and(|max| weight > max)
             || weight > self.shared.cache.capacity() / self.shared.cache.num_shards() as u64;
         if too_big {
-            self.shared.cache.remove(full.as_str());
+            self.shared.cache.remove(&self.lookup(key));
             return false;
         }
-        let expires_at = ttl.map(|ttl| Instant::now() + ttl);
-        self.shared.cache.insert(full, Slot { value, expires_at, weight });
+        self.shared.cache.insert(stored_key, slot);
         true
     }
 
     /// Get and remove atomically: of concurrent pulls exactly one gets it.
     pub fn pull(&self, key: &str) -> Option<V> {
-        self.with_key(key, |full| {
-            let (_, slot) = self.shared.cache.remove(full)?;
-            slot.is_live_now().then_some(slot.value)
-        })
+        let (_, slot) = self.shared.cache.remove(&self.lookup(key))?;
+        slot.is_live(&self.shared.clock).then_some(slot.value)
     }
 
     /// Remove `key`; true iff it existed and was live.
     pub fn remove(&self, key: &str) -> bool {
-        self.with_key(key, |full| self.shared.cache.remove(full).is_some_and(|(_, slot)| slot.is_live_now()))
+        self.shared.cache.remove(&self.lookup(key)).is_some_and(|(_, slot)| slot.is_live(&self.shared.clock))
     }
 
     /// Remove every entry under this handle's prefix (nested namespaces
@@ -217,19 +202,19 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
         if self.prefix.is_empty() {
             self.shared.cache.clear();
         } else {
-            self.shared.cache.retain(|key, _| !self.prefix.owns(key));
+            self.shared.cache.retain(|key, _| !self.prefix.owns(key.as_str()));
         }
     }
 
     /// Remove every entry under this handle's prefix that `keep` rejects.
     pub fn retain(&self, keep: impl Fn(&str, &V) -> bool) {
-        self.shared.cache.retain(|key, slot| !self.prefix.owns(key) || keep(key, &slot.value));
+        self.shared.cache.retain(|key, slot| !self.prefix.owns(key.as_str()) || keep(key.as_str(), &slot.value));
     }
 
     /// Remove expired entries (of the whole store).
     pub fn prune(&self) {
-        let now = Instant::now();
-        self.shared.cache.retain(|_, slot| slot.is_live(now));
+        let now = self.shared.clock.now_ms();
+        self.shared.cache.retain(|_, slot| slot.is_live_at(now));
     }
 
     /// Number of entries in the whole store, expired ones included until
@@ -284,6 +269,30 @@ mod tests {
             s.insert(&format!("k{i}"), vec![0; 10], None, 10);
         }
         assert!(s.len() <= 100, "{} entries", s.len());
+    }
+
+    #[test]
+    fn max_items_counts_entries_not_bytes() {
+        let s = store(MemoryStoreOptions { max_items: Some(1000), ..Default::default() });
+        for i in 0..500 {
+            s.insert(&format!("key:{i}"), vec![0; 100], None, 100);
+        }
+        assert_eq!(s.weight(), 500);
+        assert!(s.len() >= 450, "{} entries", s.len());
+    }
+
+    #[test]
+    fn a_key_is_the_same_entry_through_every_handle() {
+        let root = store(MemoryStoreOptions::default());
+        let users = root.namespace("app").namespace("users");
+        root.insert("app:users:1:name", vec![1], None, 1);
+        assert_eq!(users.get("1:name"), Some(vec![1]));
+        assert_eq!(root.namespace("app:users:1").get("name"), Some(vec![1]));
+        users.insert("2", vec![2], None, 1);
+        assert_eq!(root.get("app:users:2"), Some(vec![2]));
+        assert!(root.namespace("app").remove("users:2"));
+        assert_eq!(users.get("2"), None);
+        assert_eq!(root.len(), 1);
     }
 
     #[test]
