@@ -2,13 +2,12 @@
 
 mod common;
 
+use common::memory_plugin_folder;
 use std::time::Duration;
 
 #[tokio::test]
 async fn stores_are_built_from_a_toml_config() {
-    let folder = tempfile::tempdir().unwrap();
-    let memory = bento_testkit::plugin_path("bento-driver-memory");
-    std::fs::copy(&memory, folder.path().join(memory.file_name().unwrap())).unwrap();
+    let folder = memory_plugin_folder();
     let config = r#"
         default = "main"
         [options]

@@ -159,9 +159,7 @@ async fn a_plugin_that_cannot_serve_l1_is_refused() {
 
 #[tokio::test]
 async fn a_config_can_name_a_local_plugin() {
-    let folder = tempfile::tempdir().unwrap();
-    let memory = bento_testkit::plugin_path("bento-driver-memory");
-    std::fs::copy(&memory, folder.path().join(memory.file_name().unwrap())).unwrap();
+    let folder = memory_plugin_folder();
     let config = r#"
         [stores.main]
         l1 = { plugin = "memory", options = { max_items = 100 } }

@@ -41,6 +41,14 @@ impl Backend {
     }
 }
 
+/// A temporary plugin folder holding a copy of the memory plugin.
+pub fn memory_plugin_folder() -> tempfile::TempDir {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let memory = bento_testkit::plugin_path("bento-driver-memory");
+    std::fs::copy(&memory, folder.path().join(memory.file_name().expect("file name"))).expect("copy the plugin");
+    folder
+}
+
 pub async fn redis_driver(url: &str) -> Driver {
     let plugin = Plugin::load(bento_testkit::plugin_path("bento-driver-redis")).expect("redis plugin");
     let options = serde_json::json!({ "url": url, "connection_timeout_ms": 500, "response_timeout_ms": 500 });
