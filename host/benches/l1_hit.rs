@@ -1,9 +1,11 @@
 //! L1 hit path through the full API (`get`, `get_or_set`) next to a bare
 //! quick_cache `get` and the underlying `MemoryStore::get`, measured in the
 //! same run (1 000 hot keys, `Arc` values), single-threaded and on 2
-//! threads. Run: `cargo bench -p bento --bench l1_hit`.
+//! threads; plus `get` with the memory plugin as L1 (a "local" plugin: FFI
+//! and a decode per hit) when it is built in release. Run:
+//! `cargo build --release -p bento-driver-memory && cargo bench -p bento --bench l1_hit`.
 
-use bento::{Bento, BoxError};
+use bento::{Bento, BoxError, DriverOptions, Plugin, Store};
 use bento_memory_store::{MemoryStore, MemoryStoreOptions};
 use criterion::{criterion_group, criterion_main, Criterion};
 use futures::FutureExt;
@@ -65,7 +67,32 @@ fn single_threaded(c: &mut Criterion) {
             black_box(future.into_future().now_or_never())
         })
     });
+    if let Some(bento) = bento_with_plugin_l1() {
+        group.bench_function("bento_get_plugin_l1", |b| {
+            b.iter(|| {
+                i = (i + 1) % HOT_KEYS;
+                black_box(futures::executor::block_on(bento.get::<String>(&keys[i]).into_future()))
+            })
+        });
+    }
     group.finish();
+}
+
+/// The same keys in a store whose L1 is the memory plugin.
+fn bento_with_plugin_l1() -> Option<Bento> {
+    let path = bento_testkit::plugin_dir().join(bento::plugin_file_name("bento-driver-memory"));
+    if !path.exists() {
+        eprintln!("SKIP bento_get_plugin_l1: the memory plugin is not built at {}", path.display());
+        return None;
+    }
+    futures::executor::block_on(async {
+        let driver = Plugin::load(path).ok()?.create_driver("{}", DriverOptions::default()).await.ok()?;
+        let bento = Bento::builder().store("main", Store::builder().l1_plugin(driver)).build().await.ok()?;
+        for key in keys() {
+            bento.set(&key, format!("value of {key}")).await.ok()?;
+        }
+        Some(bento)
+    })
 }
 
 /// Wall time of `iters` operations split over two threads.
