@@ -187,7 +187,7 @@ impl Cache {
         if entry.tags.is_some() && self.tag_state_l1(entry.tags(), entry.created_at) != Some(TagState::Valid) {
             return None;
         }
-        let value = entry.value::<T>(&*self.inner.core.serializer)?;
+        let value = entry.into_value::<T>(&*self.inner.core.serializer)?;
         self.record_hit(key, Layer::L1, false);
         Some(value)
     }

@@ -14,6 +14,7 @@
 //! never surfaced to the caller.
 
 use crate::entry::ms_after;
+use crate::erased::{Erasable, ErasedValue};
 use crate::error::BoxError;
 use crate::l2::L2Driver;
 use crate::serializer::{self, Serializer};
@@ -21,7 +22,6 @@ use bento_memory_store::{MemoryStore, MemoryStoreOptions};
 use bento_plugin_api::DriverError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,47 +33,33 @@ pub type L1Options = MemoryStoreOptions;
 /// Sentinel for "never" in the compact millisecond fields below.
 pub(crate) const NEVER: u64 = u64::MAX;
 
-/// A value held by L1: decoded (the built-in store) or the serializer's
-/// bytes (read from a local plugin, or kept for a reader of another type).
-pub(crate) trait L1Value: Send + Sync + 'static {
-    /// The value for a typed read: a hit of the type it was stored as.
-    fn as_any(&self) -> &dyn Any;
-    /// The value's bytes in `serializer`'s format, to read it as another
-    /// type (e.g. stored as `u32`, read as `u64`) or to hand it to a plugin.
-    fn encode(&self, serializer: &dyn Serializer) -> Result<Vec<u8>, BoxError>;
-}
-
-/// A decoded value.
+/// A decoded value (`repr(transparent)`: stored exactly as `T`).
+#[derive(Clone)]
+#[repr(transparent)]
 struct Decoded<T>(T);
 
-impl<T: Serialize + Send + Sync + 'static> L1Value for Decoded<T> {
-    fn as_any(&self) -> &dyn Any {
-        &self.0
-    }
-
+impl<T: Serialize + Clone + Send + Sync + 'static> Erasable for Decoded<T> {
     fn encode(&self, serializer: &dyn Serializer) -> Result<Vec<u8>, BoxError> {
         serializer.serialize(&self.0)
     }
 }
 
-/// A value as bytes in the store serializer's format.
+/// A value as bytes in the store serializer's format (read from a local
+/// plugin): never a hit for a typed read, always decoded.
+#[derive(Clone)]
 struct Encoded(Vec<u8>);
 
-impl L1Value for Encoded {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
+impl Erasable for Encoded {
     fn encode(&self, _: &dyn Serializer) -> Result<Vec<u8>, BoxError> {
         Ok(self.0.clone())
     }
 }
 
-/// One L1 entry: the value plus the entry metadata. Cloning is one or two
-/// reference-count increments.
+/// One L1 entry: the value plus the entry metadata. Cloning it clones the
+/// value (inline, see [`ErasedValue`]) and one optional tag `Arc`.
 #[derive(Clone)]
 pub(crate) struct L1Entry {
-    pub value: Arc<dyn L1Value>,
+    pub value: ErasedValue,
     pub created_at: u64,
     /// Logical expiration in ms, [`NEVER`] for forever.
     pub logical_expiration: u64,
@@ -84,14 +70,14 @@ pub(crate) struct L1Entry {
 
 impl L1Entry {
     /// An entry holding the decoded `value`.
-    pub fn decoded<T: Serialize + Send + Sync + 'static>(
+    pub fn decoded<T: Serialize + Clone + Send + Sync + 'static>(
         value: T,
         created_at: u64,
         logical_expiration: u64,
         tags: &[String],
     ) -> L1Entry {
         let tags = (!tags.is_empty()).then(|| Arc::new(tags.to_vec()));
-        L1Entry { value: Arc::new(Decoded(value)), created_at, logical_expiration, tags }
+        L1Entry { value: ErasedValue::new(Decoded(value)), created_at, logical_expiration, tags }
     }
 
     pub fn is_fresh(&self, now: u64) -> bool {
@@ -109,18 +95,34 @@ impl L1Entry {
     /// The value as `T`: a clone when it was stored as `T`, else decoded
     /// from its serialized form (`None` when it does not decode as `T`).
     #[inline]
-    pub fn value<T: DeserializeOwned + Clone + 'static>(&self, serializer: &dyn Serializer) -> Option<T> {
-        match self.value.as_any().downcast_ref::<T>() {
-            Some(value) => Some(value.clone()),
-            None => self.convert(serializer),
+    pub fn value<T: DeserializeOwned + Serialize + Clone + Send + Sync + 'static>(
+        &self,
+        serializer: &dyn Serializer,
+    ) -> Option<T> {
+        match self.value.downcast_ref::<Decoded<T>>() {
+            Some(Decoded(value)) => Some(value.clone()),
+            None => convert(&self.value, serializer),
         }
     }
 
-    #[cold]
-    fn convert<T: DeserializeOwned>(&self, serializer: &dyn Serializer) -> Option<T> {
-        let bytes = self.value.encode(serializer).ok()?;
-        serializer::decode_value(serializer, &bytes).ok()
+    /// [`L1Entry::value`] consuming the entry: the value is moved out, not
+    /// cloned again (the hit path).
+    #[inline]
+    pub fn into_value<T: DeserializeOwned + Serialize + Clone + Send + Sync + 'static>(
+        self,
+        serializer: &dyn Serializer,
+    ) -> Option<T> {
+        match self.value.downcast::<Decoded<T>>() {
+            Ok(Decoded(value)) => Some(value),
+            Err(value) => convert(&value, serializer),
+        }
     }
+}
+
+#[cold]
+fn convert<T: DeserializeOwned>(value: &ErasedValue, serializer: &dyn Serializer) -> Option<T> {
+    let bytes = value.encode(serializer).ok()?;
+    serializer::decode_value(serializer, &bytes).ok()
 }
 
 /// The physical expiration (ms, [`NEVER`] for forever) of an entry with
@@ -322,7 +324,7 @@ impl PluginL1 {
 ///      | tag count u32 BE | per tag: u32 BE length + UTF-8 | value bytes
 /// ```
 mod record {
-    use super::{Encoded, L1Entry};
+    use super::{Encoded, ErasedValue, L1Entry};
     use std::sync::Arc;
 
     const MAGIC: u8 = 0xB1;
@@ -359,7 +361,7 @@ mod record {
             rest = after;
         }
         Some(L1Entry {
-            value: Arc::new(Encoded(rest.to_vec())),
+            value: ErasedValue::new(Encoded(rest.to_vec())),
             created_at,
             logical_expiration,
             tags: (!tags.is_empty()).then(|| Arc::new(tags)),

@@ -58,6 +58,7 @@ mod cache;
 mod config;
 mod driver;
 pub mod entry;
+mod erased;
 mod error;
 mod events;
 mod factory;

@@ -1,0 +1,248 @@
+//! [`ErasedValue`]: a type-erased L1 value stored inline when it fits in
+//! three words (a `String`, a `Vec`, an `Arc<T>`, any number…), else in an
+//! `Arc`. It is what makes an L1 hit cheap: the store's clone of an entry
+//! is the clone of the value itself (one reference-count increment for an
+//! `Arc`, nothing for a number), and a typed read moves that clone out
+//! instead of cloning again — no `Arc<dyn Any>` around the value, so no
+//! extra allocation per entry and no extra atomic operations per hit.
+//!
+//! The unsafe code is confined to this file. Invariant: `vtable` was made
+//! for the type `V` that `data` holds (inline when [`inline::<V>`], else as
+//! an `Arc<V>`), and every access goes through that vtable or checks
+//! `V`'s `TypeId` first.
+
+use crate::error::BoxError;
+use crate::serializer::Serializer;
+use std::any::TypeId;
+use std::mem::{ManuallyDrop, MaybeUninit};
+use std::ptr;
+use std::sync::Arc;
+
+/// What an erased value can be: cloned, shared between threads, and turned
+/// into the serializer's bytes (to be read as another type, or written to a
+/// local plugin).
+pub(crate) trait Erasable: Clone + Send + Sync + 'static {
+    fn encode(&self, serializer: &dyn Serializer) -> Result<Vec<u8>, BoxError>;
+}
+
+type Words = [usize; 3];
+
+/// True when `V` is stored inline rather than in an `Arc`.
+const fn inline<V>() -> bool {
+    size_of::<V>() <= size_of::<Words>() && align_of::<V>() <= align_of::<Words>()
+}
+
+struct VTable {
+    type_id: fn() -> TypeId,
+    clone: unsafe fn(&ErasedValue) -> ErasedValue,
+    drop: unsafe fn(&mut ErasedValue),
+    encode: unsafe fn(&ErasedValue, &dyn Serializer) -> Result<Vec<u8>, BoxError>,
+}
+
+struct VTableOf<V>(std::marker::PhantomData<V>);
+
+impl<V: Erasable> VTableOf<V> {
+    const VTABLE: VTable = VTable {
+        type_id: TypeId::of::<V>,
+        clone: |value| {
+            if inline::<V>() {
+                // SAFETY: the vtable is `V`'s (module invariant).
+                return ErasedValue::new(unsafe { value.get_unchecked::<V>() }.clone());
+            }
+            let mut data = MaybeUninit::<Words>::uninit();
+            // SAFETY: `value` holds an `Arc<V>`; the copy holds a new
+            // reference to the same value.
+            unsafe {
+                let shared = &*value.data.as_ptr().cast::<Arc<V>>();
+                data.as_mut_ptr().cast::<Arc<V>>().write(Arc::clone(shared));
+            }
+            ErasedValue { data, vtable: value.vtable }
+        },
+        drop: |value| {
+            let data = value.data.as_mut_ptr();
+            // SAFETY: `data` holds a live `V` (inline) or `Arc<V>`, dropped once.
+            unsafe {
+                if inline::<V>() {
+                    ptr::drop_in_place(data.cast::<V>())
+                } else {
+                    ptr::drop_in_place(data.cast::<Arc<V>>())
+                }
+            }
+        },
+        encode: |value, serializer| {
+            // SAFETY: the vtable is `V`'s (module invariant).
+            unsafe { value.get_unchecked::<V>() }.encode(serializer)
+        },
+    };
+}
+
+/// A value of some [`Erasable`] type, inline or in an `Arc`.
+pub(crate) struct ErasedValue {
+    data: MaybeUninit<Words>,
+    vtable: &'static VTable,
+}
+
+// SAFETY: every `Erasable` type is `Send + Sync`, and so is `Arc` of one.
+unsafe impl Send for ErasedValue {}
+// SAFETY: as above.
+unsafe impl Sync for ErasedValue {}
+
+impl ErasedValue {
+    pub fn new<V: Erasable>(value: V) -> ErasedValue {
+        let mut data = MaybeUninit::<Words>::uninit();
+        // SAFETY: `Words` is large and aligned enough for what is written.
+        unsafe {
+            if inline::<V>() {
+                data.as_mut_ptr().cast::<V>().write(value);
+            } else {
+                data.as_mut_ptr().cast::<Arc<V>>().write(Arc::new(value));
+            }
+        }
+        ErasedValue { data, vtable: &VTableOf::<V>::VTABLE }
+    }
+
+    fn is<V: Erasable>(&self) -> bool {
+        // Same vtable address: certainly `V`. Otherwise compare type ids
+        // (one vtable constant may exist once per codegen unit).
+        ptr::eq(self.vtable, &VTableOf::<V>::VTABLE) || (self.vtable.type_id)() == TypeId::of::<V>()
+    }
+
+    /// # Safety
+    /// `self` must hold a `V`.
+    unsafe fn get_unchecked<V: Erasable>(&self) -> &V {
+        let data = self.data.as_ptr();
+        // SAFETY: the caller guarantees `data` holds a `V` or an `Arc<V>`.
+        unsafe {
+            if inline::<V>() {
+                &*data.cast::<V>()
+            } else {
+                &*data.cast::<Arc<V>>()
+            }
+        }
+    }
+
+    /// The value if it is a `V`.
+    pub fn downcast_ref<V: Erasable>(&self) -> Option<&V> {
+        // SAFETY: just checked.
+        self.is::<V>().then(|| unsafe { self.get_unchecked::<V>() })
+    }
+
+    /// The value moved out if it is a `V` (cloned out of a shared `Arc`).
+    pub fn downcast<V: Erasable>(self) -> Result<V, ErasedValue> {
+        if !self.is::<V>() {
+            return Err(self);
+        }
+        let this = ManuallyDrop::new(self);
+        let data = this.data.as_ptr();
+        // SAFETY: `data` holds a `V` (or `Arc<V>`), read out exactly once;
+        // `this` is never dropped, so it is not dropped twice.
+        unsafe {
+            if inline::<V>() {
+                Ok(data.cast::<V>().read())
+            } else {
+                Ok(Arc::unwrap_or_clone(data.cast::<Arc<V>>().read()))
+            }
+        }
+    }
+
+    /// The value's bytes in `serializer`'s format.
+    pub fn encode(&self, serializer: &dyn Serializer) -> Result<Vec<u8>, BoxError> {
+        // SAFETY: the vtable is the held type's.
+        unsafe { (self.vtable.encode)(self, serializer) }
+    }
+}
+
+impl std::fmt::Debug for ErasedValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ErasedValue")
+    }
+}
+
+impl Clone for ErasedValue {
+    fn clone(&self) -> ErasedValue {
+        // SAFETY: the vtable is the held type's.
+        unsafe { (self.vtable.clone)(self) }
+    }
+}
+
+impl Drop for ErasedValue {
+    fn drop(&mut self) {
+        // SAFETY: the vtable is the held type's; dropped once.
+        unsafe { (self.vtable.drop)(self) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serializer::JsonSerializer;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Clone, PartialEq, Debug)]
+    struct Plain<T>(T);
+
+    impl<T: serde::Serialize + Clone + Send + Sync + 'static> Erasable for Plain<T> {
+        fn encode(&self, serializer: &dyn Serializer) -> Result<Vec<u8>, BoxError> {
+            serializer.serialize(&self.0)
+        }
+    }
+
+    /// Counts live instances, to check nothing leaks or drops twice.
+    static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+    #[derive(Debug, PartialEq)]
+    struct Counted<const N: usize>([u64; N]);
+
+    impl<const N: usize> Counted<N> {
+        fn new() -> Self {
+            LIVE.fetch_add(1, Ordering::SeqCst);
+            Counted([7; N])
+        }
+    }
+
+    impl<const N: usize> Clone for Counted<N> {
+        fn clone(&self) -> Self {
+            Counted::new()
+        }
+    }
+
+    impl<const N: usize> Drop for Counted<N> {
+        fn drop(&mut self) {
+            LIVE.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    impl<const N: usize> Erasable for Counted<N> {
+        fn encode(&self, serializer: &dyn Serializer) -> Result<Vec<u8>, BoxError> {
+            serializer.serialize(&self.0.to_vec())
+        }
+    }
+
+    #[test]
+    fn small_and_large_values_round_trip_without_leaks() {
+        assert!(inline::<Counted<3>>() && !inline::<Counted<4>>());
+        {
+            let small = ErasedValue::new(Counted::<3>::new());
+            let large = ErasedValue::new(Counted::<8>::new());
+            let (small2, large2) = (small.clone(), large.clone());
+            assert_eq!(LIVE.load(Ordering::SeqCst), 3, "inline clones clone, Arc clones share");
+            assert_eq!(small2.downcast::<Counted<3>>().unwrap().0, [7; 3]);
+            // The large value is shared with `large`: moving it out clones it.
+            assert_eq!(large2.downcast::<Counted<8>>().unwrap().0, [7; 8]);
+            assert!(large.downcast_ref::<Counted<3>>().is_none());
+            assert!(small.downcast::<Counted<8>>().is_err());
+            assert_eq!(large.encode(&JsonSerializer).unwrap(), b"[7,7,7,7,7,7,7,7]");
+        }
+        assert_eq!(LIVE.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn common_value_types_are_inline() {
+        assert!(inline::<Plain<String>>() && inline::<Plain<Vec<u8>>>() && inline::<Plain<Arc<String>>>());
+        let value = ErasedValue::new(Plain("Ada".to_string()));
+        assert_eq!(value.downcast_ref::<Plain<String>>(), Some(&Plain("Ada".to_string())));
+        assert_eq!(value.encode(&JsonSerializer).unwrap(), b"\"Ada\"");
+        assert_eq!(value.clone().downcast::<Plain<String>>().unwrap(), Plain("Ada".to_string()));
+        assert!(value.downcast::<Plain<u32>>().is_err());
+    }
+}
