@@ -197,26 +197,6 @@ impl Cache {
         self.inner.l1.as_ref()?.get(key).await
     }
 
-    /// [`Cache::l1_fresh`] for an L1 that must be awaited (a local
-    /// plugin); `None` at once for the built-in store, which `l1_fresh`
-    /// already answered.
-    pub(crate) async fn l1_fresh_async<T: CacheValue>(
-        &self,
-        key: &str,
-        settings: &Settings,
-    ) -> Result<Option<T>, Error> {
-        if self.inner.l1.as_ref().is_none_or(L1::is_in_process) {
-            return Ok(None);
-        }
-        Ok(match self.lookup_l1::<T>(key, settings).await? {
-            Lookup::Fresh(value, layer) => {
-                self.record_hit(key, layer, false);
-                Some(value)
-            }
-            _ => None,
-        })
-    }
-
     /// Look `key` up in L1 then L2. An L2 hit is copied into L1 keeping
     /// its created_at and logical expiration. A stale entry is returned
     /// only when `settings` allow grace for it.

@@ -300,7 +300,17 @@ impl Cache {
 
     /// L1 only: fresh, stale-within-grace, or missing.
     pub(crate) async fn lookup_l1<T: CacheValue>(&self, key: &str, settings: &Settings) -> Result<Lookup<T>, Error> {
-        let Some(entry) = self.l1_get(key).await else { return Ok(Lookup::Missing) };
+        let entry = self.l1_get(key).await;
+        self.classify_l1(entry, settings).await
+    }
+
+    /// What an L1 entry (already read) is worth to a reader of `T`.
+    pub(crate) async fn classify_l1<T: CacheValue>(
+        &self,
+        entry: Option<crate::l1::L1Entry>,
+        settings: &Settings,
+    ) -> Result<Lookup<T>, Error> {
+        let Some(entry) = entry else { return Ok(Lookup::Missing) };
         let Some(value) = entry.value::<T>(&*self.inner.core.serializer) else { return Ok(Lookup::Missing) };
         let state = self.tag_state(entry.tags(), entry.created_at, settings).await?;
         if state == crate::tags::TagState::Deleted {

@@ -222,6 +222,14 @@ impl L1 {
         }
     }
 
+    /// The entries of `keys`, in order (one batched call for a plugin).
+    pub async fn get_many(&self, keys: &[&str]) -> Vec<Option<L1Entry>> {
+        match self {
+            L1::Memory(l1) => keys.iter().map(|key| l1.store.get(key)).collect(),
+            L1::Plugin(l1) => l1.get_many(keys).await,
+        }
+    }
+
     /// Store `entry` until `physical_expiration` (ms, [`NEVER`] = forever).
     pub async fn set(&self, key: &str, entry: L1Entry, physical_expiration: u64, now: u64, weight: u64) -> bool {
         let ttl = match physical_expiration {
@@ -299,6 +307,16 @@ impl PluginL1 {
             tracing::warn!(store = %self.store, key, "unreadable local plugin (L1) entry ignored");
         }
         entry
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Vec<Option<L1Entry>> {
+        let owned: Vec<String> = keys.iter().map(|key| key.to_string()).collect();
+        match self.logged("get_many", keys.first().copied().unwrap_or(""), self.driver.get_many(&owned).await) {
+            Some(found) if found.len() == keys.len() => {
+                found.into_iter().map(|bytes| bytes.and_then(|bytes| record::decode(&bytes))).collect()
+            }
+            _ => keys.iter().map(|_| None).collect(),
+        }
     }
 
     async fn set(&self, key: &str, entry: &L1Entry, ttl: Option<Duration>) -> bool {

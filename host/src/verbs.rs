@@ -274,12 +274,15 @@ impl Cache {
     /// the rest (hits are copied into L1).
     pub async fn get_many<T: CacheValue>(&self, keys: &[&str]) -> Result<Vec<Option<T>>, Error> {
         let settings = &self.inner.core.settings;
-        let mut values: Vec<Option<T>> = Vec::with_capacity(keys.len());
-        for key in keys {
-            values.push(match self.l1_fresh::<T>(key) {
-                Some(value) => Some(value),
-                None => self.l1_fresh_async::<T>(key, settings).await?,
-            });
+        let mut values: Vec<Option<T>> = keys.iter().map(|key| self.l1_fresh::<T>(key)).collect();
+        if let Some(l1) = self.inner.l1.as_ref().filter(|l1| !l1.is_in_process()) {
+            // A local plugin: one batched read.
+            for (index, entry) in l1.get_many(keys).await.into_iter().enumerate() {
+                if let Lookup::Fresh(value, layer) = self.classify_l1::<T>(entry, settings).await? {
+                    self.record_hit(keys[index], layer, false);
+                    values[index] = Some(value);
+                }
+            }
         }
         let missing: Vec<usize> = (0..keys.len()).filter(|&i| values[i].is_none()).collect();
         if missing.is_empty() {
