@@ -6,6 +6,14 @@
 //! instead of cloning again — no `Arc<dyn Any>` around the value, so no
 //! extra allocation per entry and no extra atomic operations per hit.
 //!
+//! This is the one place outside the loader and the ABI layer with
+//! `unsafe` code (STYLE.md keeps it there), on purpose: against an
+//! `Arc<dyn Any>` per value it measured 51 → 48 ns per L1 hit and 270 → 239
+//! MiB for 1 M entries (BENCHMARKS.md), and no well-kept crate offers an
+//! inline, clonable, by-value-downcastable erased value on stable Rust.
+//! The tests below count live instances (no leak, no double drop) and
+//! pass under valgrind.
+//!
 //! The unsafe code is confined to this file. Invariant: `vtable` was made
 //! for the type `V` that `data` holds (inline when [`inline::<V>`], else as
 //! an `Arc<V>`), and every access goes through that vtable or checks
