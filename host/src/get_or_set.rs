@@ -110,11 +110,18 @@ impl Cache {
     ) -> Result<T, Error> {
         let started = Instant::now();
         let force_fresh = settings.force_fresh;
-        // A stale L1 copy within grace, known before waiting for anyone.
+        // A stale L1 copy within grace, known before waiting for anyone. (A
+        // fresh one is a hit the synchronous path could not see: a local
+        // plugin L1, or a value stored as another type.)
         let mut graced: Option<(Entry<T>, Layer)> = None;
         if self.inner.l1.is_some() {
-            if let Lookup::Stale(entry, layer) = self.lookup_l1::<T>(key, &settings).await? {
-                graced = Some((entry, layer));
+            match self.lookup_l1::<T>(key, &settings).await? {
+                Lookup::Fresh(value, layer) if !force_fresh => {
+                    self.record_hit(key, layer, false);
+                    return Ok(value);
+                }
+                Lookup::Stale(entry, layer) => graced = Some((entry, layer)),
+                _ => {}
             }
         }
         let mut soft_timeout = settings.timeout.filter(|_| graced.is_some() && !force_fresh);
