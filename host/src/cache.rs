@@ -72,7 +72,7 @@ impl Cache {
             None => None,
         };
         let l1 = match &inner.l1 {
-            Some(l1) => Some(l1.namespace(name).map_err(|source| Error::L2 { key: name.to_string(), source })?),
+            Some(l1) => Some(l1.namespace(name).map_err(Error::Driver)?),
             None => None,
         };
         let namespace =

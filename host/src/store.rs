@@ -142,10 +142,7 @@ impl StoreBuilder {
             None => None,
         };
         let l1 = match &l1_root {
-            Some(root) => Some(
-                root.namespace(&settings.prefix)
-                    .map_err(|source| Error::L2 { key: settings.prefix.clone(), source })?,
-            ),
+            Some(root) => Some(root.namespace(&settings.prefix).map_err(Error::Driver)?),
             None => None,
         };
         let l2 = match self.l2 {

@@ -59,7 +59,7 @@ impl Cache {
         let now = now_ms();
         let timestamp = |key: String| {
             let entry = l1.get_now(&key)?;
-            entry.is_fresh(now).then(|| entry.value::<u64>(&*self.inner.core.serializer)).flatten()
+            self.fresh_timestamp(&entry, now)
         };
         let mut state = TagState::Valid;
         for tag in tags {
@@ -92,15 +92,16 @@ impl Cache {
         Ok(state)
     }
 
+    /// The invalidation time a tag entry of L1 holds, if still fresh.
+    fn fresh_timestamp(&self, entry: &crate::l1::L1Entry, now: u64) -> Option<u64> {
+        entry.is_fresh(now).then(|| entry.value::<u64>(&*self.inner.core.serializer)).flatten()
+    }
+
     /// The invalidation time stored at `key` (0 = never invalidated).
     async fn tag_timestamp(&self, key: &str, settings: &Settings) -> Result<u64, Error> {
         let now = now_ms();
-        if let Some(entry) = self.l1_get(key).await {
-            if let Some(timestamp) =
-                entry.is_fresh(now).then(|| entry.value::<u64>(&*self.inner.core.serializer)).flatten()
-            {
-                return Ok(timestamp);
-            }
+        if let Some(timestamp) = self.l1_get(key).await.and_then(|entry| self.fresh_timestamp(&entry, now)) {
+            return Ok(timestamp);
         }
         let mut timestamp = 0;
         if let Some(l2) = &self.inner.l2 {

@@ -257,17 +257,19 @@ impl Cache {
     /// local plugin L1, then L2. Each is given [`DISCONNECT_TIMEOUT`]: a
     /// backend that does not answer fails with a `TIMEOUT` driver error
     /// rather than hanging the shutdown. Both are tried; the first error is
-    /// returned.
+    /// returned (`Error::Driver` for the L1 plugin, `Error::L2` for L2).
     pub async fn disconnect(&self) -> Result<(), Error> {
         let l1 = match &self.inner.l1 {
-            Some(l1) => bounded(l1.disconnect()).await,
+            Some(l1) => bounded(l1.disconnect()).await.map_err(Error::Driver),
             None => Ok(()),
         };
         let l2 = match &self.inner.l2 {
-            Some(l2) => bounded(l2.driver.disconnect()).await,
+            Some(l2) => bounded(l2.driver.disconnect())
+                .await
+                .map_err(|source| Error::L2 { key: self.prefix().to_string(), source }),
             None => Ok(()),
         };
-        l1.and(l2).map_err(|source| Error::L2 { key: self.prefix().to_string(), source })
+        l1.and(l2)
     }
 
     /// Values of `keys` in order: L1 first, then ONE batched L2 read for
@@ -275,12 +277,17 @@ impl Cache {
     pub async fn get_many<T: CacheValue>(&self, keys: &[&str]) -> Result<Vec<Option<T>>, Error> {
         let settings = &self.inner.core.settings;
         let mut values: Vec<Option<T>> = keys.iter().map(|key| self.l1_fresh::<T>(key)).collect();
+        // What a local plugin L1 held for each key (one batched read), kept
+        // for the graced fallback below instead of reading it again.
+        let mut from_l1: Vec<Option<Lookup<T>>> = keys.iter().map(|_| None).collect();
         if let Some(l1) = self.inner.l1.as_ref().filter(|l1| !l1.is_in_process()) {
-            // A local plugin: one batched read.
             for (index, entry) in l1.get_many(keys).await.into_iter().enumerate() {
-                if let Lookup::Fresh(value, layer) = self.classify_l1::<T>(entry, settings).await? {
-                    self.record_hit(keys[index], layer, false);
-                    values[index] = Some(value);
+                match self.classify_l1::<T>(entry, settings).await? {
+                    Lookup::Fresh(value, layer) => {
+                        self.record_hit(keys[index], layer, false);
+                        values[index] = Some(value);
+                    }
+                    other => from_l1[index] = Some(other),
                 }
             }
         }
@@ -313,27 +320,23 @@ impl Cache {
                 }
             }
             // Nothing fresh anywhere: a graced L1 copy, else a miss.
-            match self.lookup_l1_public::<T>(key, settings).await? {
-                Some((value, graced)) => {
-                    self.record_hit(key, Layer::L1, graced);
+            let found = match from_l1[index].take() {
+                Some(found) => found,
+                None => self.lookup_l1::<T>(key, settings).await?,
+            };
+            match found {
+                Lookup::Fresh(value, layer) => {
+                    self.record_hit(key, layer, false);
                     values[index] = Some(value);
                 }
-                None => self.record_miss(key),
+                Lookup::Stale(entry, layer) => {
+                    self.record_hit(key, layer, true);
+                    values[index] = Some(entry.value);
+                }
+                Lookup::Missing => self.record_miss(key),
             }
         }
         Ok(values)
-    }
-
-    async fn lookup_l1_public<T: CacheValue>(
-        &self,
-        key: &str,
-        settings: &Settings,
-    ) -> Result<Option<(T, bool)>, Error> {
-        Ok(match self.lookup_l1::<T>(key, settings).await? {
-            Lookup::Fresh(value, _) => Some((value, false)),
-            Lookup::Stale(entry, _) => Some((entry.value, true)),
-            Lookup::Missing => None,
-        })
     }
 
     /// Store every `(key, value)` with the store's options: L1, then ONE
