@@ -240,49 +240,10 @@ async fn redis_cut_by_a_proxy_under_load() {
     tokio::task::spawn_blocking(move || drop(proxy)).await.unwrap();
 }
 
-/// An L2 whose `disconnect` never returns.
-struct HangingDisconnect(Arc<dyn bento::L2Driver>);
-
-#[async_trait::async_trait]
-impl bento::L2Driver for HangingDisconnect {
-    fn namespace(&self, namespace: &str) -> Result<Arc<dyn bento::L2Driver>, bento::DriverError> {
-        Ok(Arc::new(HangingDisconnect(self.0.namespace(namespace)?)))
-    }
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, bento::DriverError> {
-        self.0.get(key).await
-    }
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, bento::DriverError> {
-        self.0.get_many(keys).await
-    }
-    async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<bool, bento::DriverError> {
-        self.0.set(key, value, ttl).await
-    }
-    async fn set_many(&self, items: Vec<bento::SetItem>) -> Result<bool, bento::DriverError> {
-        self.0.set_many(items).await
-    }
-    async fn has(&self, key: &str) -> Result<bool, bento::DriverError> {
-        self.0.has(key).await
-    }
-    async fn delete(&self, key: &str) -> Result<bool, bento::DriverError> {
-        self.0.delete(key).await
-    }
-    async fn delete_many(&self, keys: &[String]) -> Result<u64, bento::DriverError> {
-        self.0.delete_many(keys).await
-    }
-    async fn clear(&self) -> Result<(), bento::DriverError> {
-        self.0.clear().await
-    }
-    async fn prune(&self) -> Result<(), bento::DriverError> {
-        self.0.prune().await
-    }
-    async fn disconnect(&self) -> Result<(), bento::DriverError> {
-        std::future::pending().await
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_hanging_disconnect_times_out() {
-    let driver = HangingDisconnect(Arc::new(Backend::Memory.driver().await));
+    let driver = CountingDriver::new(Backend::Memory.driver().await);
+    driver.counters.hang_disconnect.store(true, Ordering::SeqCst);
     let store = Store::builder().l1(L1Options::default()).l2(driver);
     let bento = Bento::builder().store("main", store).build().await.unwrap();
     bento.set("k", 1u32).await.unwrap();

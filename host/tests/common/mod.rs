@@ -84,7 +84,7 @@ pub fn unique_prefix(test: &str) -> String {
 }
 
 /// Calls counted per method, with switchable failure (every call errors
-/// while `failing`) and an optional delay on reads.
+/// while `failing`), an optional delay on reads and a hanging disconnect.
 #[derive(Default)]
 pub struct Counters {
     pub gets: AtomicU64,
@@ -95,6 +95,8 @@ pub struct Counters {
     pub clears: AtomicU64,
     pub failing: AtomicBool,
     pub read_delay_ms: AtomicU64,
+    /// `disconnect` never returns while set.
+    pub hang_disconnect: AtomicBool,
 }
 
 impl Counters {
@@ -186,6 +188,9 @@ impl L2Driver for CountingDriver {
         self.inner.prune().await
     }
     async fn disconnect(&self) -> Result<(), DriverError> {
+        if self.counters.hang_disconnect.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         self.inner.disconnect().await
     }
 }
