@@ -7,7 +7,8 @@ use crate::error::Error;
 use crate::events::{CacheEvent, Events};
 use crate::l1::L1Options;
 use crate::options::CacheOptions;
-use crate::store::{FactoryErrorHook, Store, StoreBuilder};
+use crate::store::{Store, StoreBuilder};
+use crate::store_core::FactoryErrorHook;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -78,6 +79,7 @@ impl BentoBuilder {
             }
             let store = builder.build(&name, &self.options, events.clone(), self.on_factory_error.clone())?;
             store.connect_bus().await?;
+            store.start_auto_recovery();
             stores.insert(name, store);
         }
         let default = stores.get(&default_name).cloned().ok_or(Error::UnknownStore { name: default_name })?;

@@ -13,17 +13,25 @@
 //!    always finishes, so a soft or hard timeout, or a caller that gives
 //!    up, never loses the factory's value, and the lock is released on
 //!    every path (drop).
-//! 4. The caller waits for the task within the soft / hard timeout (both
-//!    counted from the start of the call), and falls back to the graced
-//!    value on soft timeout or factory error.
+//! 4. The caller waits for the task within the soft timeout (counted from
+//!    the start of the call), and falls back to the graced value on soft
+//!    timeout or factory error. The hard timeout bounds the whole call,
+//!    lock waits included.
+//!
+//! Reads go through the read pipeline (`read.rs`), the factory's value
+//! through the write pipeline (`write.rs`). On a miss the built-in L1 is
+//! read once: the hit path's probe hands over what it saw, and the refresh
+//! task reads L1 again only when a write changed the key meanwhile.
 
-use crate::cache::{Cache, CacheValue, Lookup};
+use crate::cache::{Cache, CacheValue};
 use crate::entry::{ms_after, now_ms, Entry};
 use crate::error::{BoxError, Error};
 use crate::events::Layer;
 use crate::factory::FactoryContext;
 use crate::locks::{Acquired, LockGuard};
 use crate::options::{CacheOptions, Settings};
+use crate::read::{within_grace, KnownL1, Lookup, Typed};
+use crate::write::{Notify, Write};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use std::future::Future;
@@ -71,6 +79,13 @@ struct Waiter<T> {
     lock: LockGuard,
 }
 
+/// What the caller saw before the refresh: its graced value, and the L1
+/// entry when no write changed the key since (L1 is then not read again).
+struct Seen<T> {
+    graced: Option<(Entry<T>, Layer)>,
+    l1: KnownL1,
+}
+
 /// How [`Cache::wait_for_lock_or_stale`] ended: the lock (or `None` on a
 /// lock timeout) with the stale entry shared meanwhile, or a stale entry to
 /// serve now.
@@ -95,10 +110,19 @@ impl Cache {
         factory: F,
         options: CacheOptions,
         tags: Vec<String>,
+        known: KnownL1,
     ) -> Result<T, Error> {
         let settings = self.settings_with(&options)?;
         let span = tracing::debug_span!("bento.get_or_set", store = %self.inner.core.name, key);
-        self.get_or_set_locked(key, factory, settings, tags).instrument(span).await
+        let call = self.get_or_set_locked(key, factory, settings.clone(), tags, known).instrument(span);
+        // The hard timeout bounds the whole call, lock waits included; the
+        // refresh task (if started) still finishes and caches its value.
+        match settings.hard_timeout.filter(|_| tokio::runtime::Handle::try_current().is_ok()) {
+            Some(timeout) => tokio::time::timeout(timeout, call)
+                .await
+                .unwrap_or_else(|_| Err(Error::HardTimeout { key: key.to_string(), timeout })),
+            None => call.await,
+        }
     }
 
     async fn get_or_set_locked<T: CacheValue, F: Factory<T>>(
@@ -107,15 +131,24 @@ impl Cache {
         factory: F,
         settings: Settings,
         tags: Vec<String>,
+        known: KnownL1,
     ) -> Result<T, Error> {
         let started = Instant::now();
         let force_fresh = settings.force_fresh;
+        let full_key = self.full_key(key);
+        // Any write of the key after this makes the refresh read L1 again.
+        let snapshot = self.inner.core.order.snapshot(&full_key);
+        let l1_entry = match (&self.inner.l1, known) {
+            (Some(_), Some(entry)) => entry,
+            (Some(l1), None) => l1.get(key).await,
+            (None, _) => None,
+        };
         // A stale L1 copy within grace, known before waiting for anyone. (A
         // fresh one is a hit the synchronous path could not see: a local
         // plugin L1, or a value stored as another type.)
         let mut graced: Option<(Entry<T>, Layer)> = None;
         if self.inner.l1.is_some() {
-            match self.lookup_l1::<T>(key, &settings).await? {
+            match self.read_l1::<Typed<T>>(key, Some(l1_entry.clone()), &settings).await? {
                 Lookup::Fresh(value, layer) if !force_fresh => {
                     self.record_hit(key, layer, false);
                     return Ok(value);
@@ -130,7 +163,6 @@ impl Cache {
             (Some(soft), Some(lock)) => Some(soft.min(lock)),
             (soft, lock) => soft.or(lock),
         };
-        let full_key = self.full_key(key);
         let locks = &self.inner.core.locks;
         let watch_shared = graced.is_none() && !force_fresh && settings.grace.is_some() && settings.timeout.is_some();
         let guard = match lock_wait {
@@ -165,10 +197,13 @@ impl Cache {
         let task_key: Arc<str> = Arc::from(key);
         let task_settings = settings.clone();
         let task_graced = graced.clone();
+        // What L1 held is still what it holds, unless a write intervened.
+        let task_known = self.inner.core.order.unchanged(&snapshot).then_some(l1_entry);
         let span = tracing::Span::current();
         tokio::spawn(
             async move {
-                let outcome = task.refresh(task_key, factory, task_settings, tags, task_graced, &mut waiter).await;
+                let seen = Seen { graced: task_graced, l1: task_known };
+                let outcome = task.refresh(task_key, factory, task_settings, tags, seen, &mut waiter).await;
                 let Waiter { outcome: sender, lock, .. } = waiter;
                 drop(lock);
                 let _ = sender.send(outcome);
@@ -257,7 +292,7 @@ impl Cache {
         };
         let usable = shared
             .downcast_ref::<(Entry<T>, Layer)>()
-            .filter(|(entry, _)| crate::cache::within_grace(entry, settings, now_ms()))
+            .filter(|(entry, _)| within_grace(entry, settings, now_ms()))
             .cloned();
         let Some((entry, layer)) = usable else {
             // Another type, or outside our grace: wait for the lock itself.
@@ -287,7 +322,7 @@ impl Cache {
         timeout: Duration,
     ) -> Result<T, Error> {
         if settings.grace.is_some() && !settings.force_fresh {
-            match self.lookup::<T>(key, settings).await {
+            match self.read_one::<Typed<T>>(key, None, settings).await {
                 Ok(Lookup::Fresh(value, layer)) => {
                     self.record_hit(key, layer, false);
                     return Ok(value);
@@ -305,42 +340,6 @@ impl Cache {
         entry.value
     }
 
-    /// L1 only: fresh, stale-within-grace, or missing.
-    pub(crate) async fn lookup_l1<T: CacheValue>(&self, key: &str, settings: &Settings) -> Result<Lookup<T>, Error> {
-        let entry = self.l1_get(key).await;
-        self.classify_l1(entry, settings).await
-    }
-
-    /// What an L1 entry (already read) is worth to a reader of `T`.
-    pub(crate) async fn classify_l1<T: CacheValue>(
-        &self,
-        entry: Option<crate::l1::L1Entry>,
-        settings: &Settings,
-    ) -> Result<Lookup<T>, Error> {
-        let Some(entry) = entry else { return Ok(Lookup::Missing) };
-        let Some(value) = entry.value::<T>(&*self.inner.core.serializer) else { return Ok(Lookup::Missing) };
-        let state = self.tag_state(entry.tags(), entry.created_at, settings).await?;
-        if state == crate::tags::TagState::Deleted {
-            return Ok(Lookup::Missing);
-        }
-        let mut found = Entry {
-            value,
-            logical_expiration: entry.logical_expiration(),
-            tags: entry.tags().to_vec(),
-            created_at: entry.created_at,
-        };
-        state.apply_to(&mut found);
-        let now = now_ms();
-        if !found.is_expired(now) {
-            return Ok(Lookup::Fresh(found.value, Layer::L1));
-        }
-        Ok(if crate::cache::within_grace(&found, settings, now) {
-            Lookup::Stale(found, Layer::L1)
-        } else {
-            Lookup::Missing
-        })
-    }
-
     /// The body of the refresh task (runs with the lock held).
     async fn refresh<T: CacheValue, F: Factory<T>>(
         &self,
@@ -348,10 +347,11 @@ impl Cache {
         factory: F,
         settings: Settings,
         tags: Vec<String>,
-        mut graced: Option<(Entry<T>, Layer)>,
+        seen: Seen<T>,
         waiter: &mut Waiter<T>,
     ) -> Outcome<T> {
-        match self.lookup::<T>(&key, &settings).await {
+        let Seen { mut graced, l1: known } = seen;
+        match self.read_one::<Typed<T>>(&key, known, &settings).await {
             Ok(Lookup::Fresh(value, layer)) if !settings.force_fresh => return Outcome::Hit(value, layer),
             Ok(Lookup::Stale(entry, layer)) => {
                 if let Some(stale) = waiter.stale.take() {
@@ -385,7 +385,7 @@ impl Cache {
                 write.skip_l2_write |= requests.skip_l2_write;
                 write.skip_bus_notify |= requests.skip_bus_notify;
                 let tags = requests.tags.unwrap_or(tags);
-                match self.write(&key, value.clone(), tags, &write).await {
+                match self.write_value(&key, value.clone(), tags, &write).await {
                     Ok(_) => Outcome::Computed(value),
                     Err(error) => {
                         tracing::warn!(key = %key, %error, "factory value could not be written");
@@ -419,7 +419,8 @@ impl Cache {
         let mut quiet = settings.clone();
         quiet.skip_bus_notify = true;
         quiet.suppress_l2_errors = true;
-        if let Err(error) = self.store_entry(key, &entry, &quiet).await {
+        let write = Write::new(key, entry, settings.grace);
+        if let Err(error) = self.write_entries(vec![write], &quiet, Notify::AfterL2).await {
             tracing::warn!(key, %error, "grace backoff could not be written");
         }
     }

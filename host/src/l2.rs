@@ -1,10 +1,18 @@
 //! The L2 layer: any driver behind the small [`L2Driver`] trait (a loaded
-//! plugin [`Driver`] implements it; tests wrap one to count calls), plus the
-//! circuit breaker that skips L2 for a while after it failed.
+//! plugin [`Driver`] implements it; tests wrap one to count calls), wrapped
+//! in [`L2`], the one way the cache manager reaches it. Every call passes
+//! through the wrapper, which owns the per-call time limit (`l2_timeout`),
+//! the circuit breaker (skip L2 for a while after it failed) and
+//! auto-recovery (failed writes and invalidations are queued and replayed,
+//! and reads of a key with a pending operation answer from the queue).
 
 use crate::driver::Driver;
+use crate::entry::{ms_after, now_ms, Entry};
+use crate::recovery::{AutoRecovery, PendingOp, PendingRead, Target};
+use crate::serializer::{self, Serializer};
 use async_trait::async_trait;
-use bento_plugin_api::{DriverError, ErrorKind, SetItem};
+use bento_plugin_api::{DriverError, ErrorKind, Prefix, SetItem};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +33,9 @@ pub trait L2Driver: Send + Sync + 'static {
     async fn set_many(&self, items: Vec<SetItem>) -> Result<bool, DriverError>;
     /// True iff the key exists.
     async fn has(&self, key: &str) -> Result<bool, DriverError>;
+    /// The value of `key`, deleted atomically: of concurrent pulls of one
+    /// key exactly one gets it.
+    async fn pull(&self, key: &str) -> Result<Option<Vec<u8>>, DriverError>;
     /// True iff the key existed.
     async fn delete(&self, key: &str) -> Result<bool, DriverError>;
     /// How many of `keys` existed.
@@ -56,6 +67,9 @@ impl L2Driver for Driver {
     }
     async fn has(&self, key: &str) -> Result<bool, DriverError> {
         Driver::has(self, key).await
+    }
+    async fn pull(&self, key: &str) -> Result<Option<Vec<u8>>, DriverError> {
+        Driver::pull(self, key).await
     }
     async fn delete(&self, key: &str) -> Result<bool, DriverError> {
         Driver::delete(self, key).await
@@ -93,43 +107,397 @@ impl CircuitBreaker {
 
     pub fn record_failure(&self, now: u64) {
         if let Some(duration) = self.duration {
-            self.open_until_ms.store(crate::entry::ms_after(now, duration), Ordering::Relaxed);
+            self.open_until_ms.store(ms_after(now, duration), Ordering::Relaxed);
         }
     }
 }
 
-/// One namespace's L2 handle and the store's breaker.
-#[derive(Clone)]
-pub(crate) struct L2 {
-    pub driver: Arc<dyn L2Driver>,
-    pub breaker: Arc<CircuitBreaker>,
+/// What every namespace of a store's L2 shares.
+pub(crate) struct L2Shared {
+    pub breaker: CircuitBreaker,
+    pub recovery: AutoRecovery,
+    /// The store's `l2_timeout`, for replays.
+    pub timeout: Option<Duration>,
+    pub serializer: Arc<dyn Serializer>,
 }
 
-impl L2 {
-    pub fn namespace(&self, namespace: &str) -> Result<L2, DriverError> {
-        Ok(L2 { driver: self.driver.namespace(namespace)?, breaker: self.breaker.clone() })
-    }
-
-    /// Run one driver call through the breaker.
+impl L2Shared {
+    /// Run one driver call through the breaker and the time limit.
     pub async fn call<R>(
         &self,
-        operation: impl std::future::Future<Output = Result<R, DriverError>>,
+        timeout: Option<Duration>,
+        operation: impl Future<Output = Result<R, DriverError>>,
     ) -> Result<R, DriverError> {
-        let now = crate::entry::now_ms();
-        if self.breaker.is_open(now) {
+        if self.breaker.is_open(now_ms()) {
             return Err(DriverError::new(ErrorKind::CONNECTION, "L2 circuit breaker is open"));
         }
-        let result = operation.await;
+        let result = match timeout.filter(|_| tokio::runtime::Handle::try_current().is_ok()) {
+            Some(limit) => tokio::time::timeout(limit, operation).await.unwrap_or_else(|_| {
+                Err(DriverError::timeout(format_args!("L2 call did not answer within {limit:?} (l2_timeout)")))
+            }),
+            // Without a tokio runtime there is no timer to bound it with.
+            None => operation.await,
+        };
         if result.is_err() {
-            self.breaker.record_failure(crate::entry::now_ms());
+            self.breaker.record_failure(now_ms());
         }
         result
     }
+
+    /// Replay one queued operation (through the breaker and time limit).
+    pub async fn replay(&self, op: &PendingOp, driver: &dyn L2Driver, key: &str) -> Result<(), DriverError> {
+        let timeout = self.timeout;
+        match op {
+            PendingOp::Set { bytes, physical_expiration, .. } => match ttl_until(*physical_expiration, now_ms()) {
+                Some(ttl) => self.call(timeout, driver.set(key, bytes.clone(), ttl)).await.map(drop),
+                // Physically gone meanwhile: what L2 holds is older still.
+                None => self.call(timeout, driver.delete(key)).await.map(drop),
+            },
+            PendingOp::Delete => self.call(timeout, driver.delete(key)).await.map(drop),
+            PendingOp::Expire { at, grace } => self.expire(driver, key, *at, *grace, timeout).await.map(drop),
+            PendingOp::Clear => self.call(timeout, driver.clear()).await,
+        }
+    }
+
+    /// Logically expire the entry at `key` from `at`, keeping its physical
+    /// TTL (dropping it when there is no grace to serve it in).
+    async fn expire(
+        &self,
+        driver: &dyn L2Driver,
+        key: &str,
+        at: u64,
+        grace: Option<Duration>,
+        timeout: Option<Duration>,
+    ) -> Result<bool, DriverError> {
+        let Some(bytes) = self.call(timeout, driver.get(key)).await? else { return Ok(false) };
+        let serializer = &*self.serializer;
+        let Ok(mut entry) = serializer::decode::<serde_json::Value>(serializer, &bytes) else { return Ok(false) };
+        if entry.is_expired(at) {
+            return Ok(true);
+        }
+        let Some(grace) = grace else {
+            // Without grace an expired entry can never be served: drop it.
+            self.call(timeout, driver.delete(key)).await?;
+            return Ok(true);
+        };
+        let physical_expiration = entry.logical_expiration.map(|old| ms_after(old, grace));
+        entry.logical_expiration = Some(at);
+        let Some(ttl) = ttl_until(physical_expiration, now_ms()) else {
+            self.call(timeout, driver.delete(key)).await?;
+            return Ok(true);
+        };
+        let bytes = serializer::encode(serializer, &entry)
+            .map_err(|error| DriverError::backend(format!("re-encoding {key}: {error}")))?;
+        self.call(timeout, driver.set(key, bytes, ttl)).await?;
+        Ok(true)
+    }
+}
+
+/// The TTL to give a driver for an absolute `physical_expiration` (ms,
+/// `None` = forever): `None` when already past.
+pub(crate) fn ttl_until(physical_expiration: Option<u64>, now: u64) -> Option<Option<Duration>> {
+    match physical_expiration {
+        None => Some(None),
+        Some(at) if at > now => Some(Some(Duration::from_millis(at - now))),
+        Some(_) => None,
+    }
+}
+
+/// How a write reached L2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reached {
+    /// L2 answered (the driver's boolean answer).
+    Now(bool),
+    /// Queued behind an operation on the same key still waiting for L2;
+    /// the replay applies it in order.
+    Queued,
+}
+
+/// One namespace's L2 handle: the only way to reach the driver.
+#[derive(Clone)]
+pub(crate) struct L2 {
+    driver: Arc<dyn L2Driver>,
+    /// Full prefix of this handle (`bentocache:posts`).
+    prefix: Prefix,
+    pub shared: Arc<L2Shared>,
+}
+
+/// What a read found in L2 (or in the auto-recovery queue for its key).
+pub(crate) struct L2Value {
+    pub bytes: Vec<u8>,
+    /// A pending expire: the entry is logically expired from then.
+    pub expired_at: Option<u64>,
+}
+
+impl L2 {
+    pub fn new(driver: Arc<dyn L2Driver>, prefix: &str, shared: Arc<L2Shared>) -> L2 {
+        L2 { driver, prefix: Prefix::new(prefix), shared }
+    }
+
+    pub fn namespace(&self, namespace: &str) -> Result<L2, DriverError> {
+        Ok(L2 {
+            driver: self.driver.namespace(namespace)?,
+            prefix: self.prefix.namespace(namespace),
+            shared: self.shared.clone(),
+        })
+    }
+
+    fn full_key(&self, key: &str) -> String {
+        self.prefix.key(key)
+    }
+
+    fn queue(&self, target: Target, key: &str, op: PendingOp) {
+        self.shared.recovery.push(target, self.driver.clone(), key.to_string(), self.prefix.as_str().to_string(), op);
+    }
+
+    /// Queue `op` for `key` when it must wait behind a pending one, or run
+    /// `call` and queue `op` when it fails.
+    async fn write<R>(
+        &self,
+        key: &str,
+        op: impl FnOnce() -> PendingOp,
+        call: impl Future<Output = Result<R, DriverError>>,
+        timeout: Option<Duration>,
+    ) -> Result<Option<R>, DriverError> {
+        let full_key = self.full_key(key);
+        if self.shared.recovery.blocks(&full_key) {
+            self.queue(Target::Key(full_key), key, op());
+            return Ok(None);
+        }
+        match self.shared.call(timeout, call).await {
+            Ok(answer) => Ok(Some(answer)),
+            Err(error) => {
+                self.queue(Target::Key(full_key), key, op());
+                Err(error)
+            }
+        }
+    }
+
+    fn adjust(&self, key: &str, found: Option<Vec<u8>>) -> Option<L2Value> {
+        match self.shared.recovery.read(&self.full_key(key)) {
+            None => found.map(|bytes| L2Value { bytes, expired_at: None }),
+            Some(PendingRead::Gone) => None,
+            Some(PendingRead::Value(bytes, physical_expiration)) => {
+                ttl_until(physical_expiration, now_ms()).map(|_| L2Value { bytes, expired_at: None })
+            }
+            Some(PendingRead::ExpiredAt(at)) => found.map(|bytes| L2Value { bytes, expired_at: Some(at) }),
+        }
+    }
+
+    /// The value of `key`.
+    pub async fn get(&self, key: &str, timeout: Option<Duration>) -> Result<Option<L2Value>, DriverError> {
+        let found = self.shared.call(timeout, self.driver.get(key)).await?;
+        Ok(self.adjust(key, found))
+    }
+
+    /// Values of `keys`, in order, in one driver call.
+    pub async fn get_many(&self, keys: &[String], timeout: Option<Duration>) -> Result<Vec<Option<L2Value>>, DriverError> {
+        let found = self.shared.call(timeout, self.driver.get_many(keys)).await?;
+        if found.len() != keys.len() {
+            return Err(DriverError::backend(format!(
+                "get_many answered {} values for {} keys",
+                found.len(),
+                keys.len()
+            )));
+        }
+        Ok(keys.iter().zip(found).map(|(key, found)| self.adjust(key, found)).collect())
+    }
+
+    /// Get and delete `key` atomically (the driver's pull). A key with a
+    /// pending operation answers from the queue and queues a delete.
+    pub async fn pull(&self, key: &str, timeout: Option<Duration>) -> Result<Option<L2Value>, DriverError> {
+        let full_key = self.full_key(key);
+        if let Some(pending) = self.shared.recovery.read(&full_key) {
+            self.queue(Target::Key(full_key), key, PendingOp::Delete);
+            return Ok(match pending {
+                PendingRead::Value(bytes, _) => Some(L2Value { bytes, expired_at: None }),
+                _ => None,
+            });
+        }
+        match self.shared.call(timeout, self.driver.pull(key)).await {
+            Ok(found) => Ok(found.map(|bytes| L2Value { bytes, expired_at: None })),
+            Err(error) => {
+                self.queue(Target::Key(full_key), key, PendingOp::Delete);
+                Err(error)
+            }
+        }
+    }
+
+    /// Store `bytes` until `physical_expiration` (ms, `None` = forever).
+    /// `notify`: the bus Set the write owes, published after a replay.
+    pub async fn set(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        physical_expiration: Option<u64>,
+        notify: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Reached, DriverError> {
+        let Some(ttl) = ttl_until(physical_expiration, now_ms()) else {
+            return self.delete(key, timeout).await.map(|_| Reached::Now(false));
+        };
+        let op = || PendingOp::Set { bytes: bytes.clone(), physical_expiration, notify };
+        let answer = self.write(key, op, self.driver.set(key, bytes.clone(), ttl), timeout).await?;
+        Ok(answer.map_or(Reached::Queued, Reached::Now))
+    }
+
+    /// Store many entries in one driver call (queued per key on failure).
+    pub async fn set_many(
+        &self,
+        items: Vec<(String, Vec<u8>, Option<u64>)>,
+        notify: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Reached, DriverError> {
+        let now = now_ms();
+        let blocked = items.iter().any(|(key, ..)| self.shared.recovery.blocks(&self.full_key(key)));
+        let batch: Vec<SetItem> = items
+            .iter()
+            .filter_map(|(key, value, at)| {
+                ttl_until(*at, now).map(|ttl| SetItem { key: key.clone(), value: value.clone(), ttl })
+            })
+            .collect();
+        let result = if blocked { None } else { Some(self.shared.call(timeout, self.driver.set_many(batch)).await) };
+        match result {
+            Some(Ok(stored)) => Ok(Reached::Now(stored)),
+            failed => {
+                for (key, bytes, physical_expiration) in items {
+                    let op = PendingOp::Set { bytes, physical_expiration, notify };
+                    self.queue(Target::Key(self.full_key(&key)), &key, op);
+                }
+                match failed {
+                    Some(Err(error)) => Err(error),
+                    _ => Ok(Reached::Queued),
+                }
+            }
+        }
+    }
+
+    /// Delete `key`; `Some(existed)` when L2 answered, `None` when queued.
+    pub async fn delete(&self, key: &str, timeout: Option<Duration>) -> Result<Option<bool>, DriverError> {
+        self.write(key, || PendingOp::Delete, self.driver.delete(key), timeout).await
+    }
+
+    /// Delete `keys` in one driver call; how many existed.
+    pub async fn delete_many(&self, keys: &[String], timeout: Option<Duration>) -> Result<u64, DriverError> {
+        let blocked = keys.iter().any(|key| self.shared.recovery.blocks(&self.full_key(key)));
+        let result = if blocked { None } else { Some(self.shared.call(timeout, self.driver.delete_many(keys)).await) };
+        match result {
+            Some(Ok(count)) => Ok(count),
+            failed => {
+                for key in keys {
+                    self.queue(Target::Key(self.full_key(key)), key, PendingOp::Delete);
+                }
+                failed.map_or(Ok(0), |failed| failed)
+            }
+        }
+    }
+
+    /// Logically expire `key` from `at` keeping its physical TTL.
+    pub async fn expire(
+        &self,
+        key: &str,
+        at: u64,
+        grace: Option<Duration>,
+        timeout: Option<Duration>,
+    ) -> Result<Option<bool>, DriverError> {
+        let full_key = self.full_key(key);
+        let op = || PendingOp::Expire { at, grace };
+        if self.shared.recovery.blocks(&full_key) {
+            self.queue(Target::Key(full_key), key, op());
+            return Ok(None);
+        }
+        match self.shared.expire(&*self.driver, key, at, grace, timeout).await {
+            Ok(found) => Ok(Some(found)),
+            Err(error) => {
+                self.queue(Target::Key(full_key), key, op());
+                Err(error)
+            }
+        }
+    }
+
+    /// Remove every key under this handle's prefix.
+    pub async fn clear(&self, timeout: Option<Duration>) -> Result<(), DriverError> {
+        let target = Target::Prefix(self.prefix.as_str().to_string());
+        if self.shared.recovery.blocks(self.prefix.as_str()) {
+            self.queue(target, "", PendingOp::Clear);
+            return Ok(());
+        }
+        let result = self.shared.call(timeout, self.driver.clear()).await;
+        if result.is_err() {
+            self.queue(target, "", PendingOp::Clear);
+        }
+        result
+    }
+
+    /// Remove expired entries.
+    pub async fn prune(&self, timeout: Option<Duration>) -> Result<(), DriverError> {
+        self.shared.call(timeout, self.driver.prune()).await
+    }
+
+    /// Close the driver (bounded by the caller; the breaker does not apply).
+    pub async fn disconnect(&self) -> Result<(), DriverError> {
+        self.driver.disconnect().await
+    }
+}
+
+/// Decode an L2 value as an entry of `V`, applying a pending expire.
+pub(crate) fn decode_entry<V: serde::de::DeserializeOwned>(
+    serializer: &dyn Serializer,
+    found: &L2Value,
+) -> Result<Entry<V>, crate::error::BoxError> {
+    let mut entry: Entry<V> = serializer::decode(serializer, &found.bytes)?;
+    if let Some(at) = found.expired_at {
+        entry.logical_expiration = Some(entry.logical_expiration.map_or(at, |old| old.min(at)));
+    }
+    Ok(entry)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A driver that stores nothing (for unit tests of the queue).
+    pub struct NullDriver;
+
+    #[async_trait]
+    impl L2Driver for NullDriver {
+        fn namespace(&self, _: &str) -> Result<Arc<dyn L2Driver>, DriverError> {
+            Ok(Arc::new(NullDriver))
+        }
+        async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, DriverError> {
+            Ok(None)
+        }
+        async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, DriverError> {
+            Ok(vec![None; keys.len()])
+        }
+        async fn set(&self, _: &str, _: Vec<u8>, _: Option<Duration>) -> Result<bool, DriverError> {
+            Ok(true)
+        }
+        async fn set_many(&self, _: Vec<SetItem>) -> Result<bool, DriverError> {
+            Ok(true)
+        }
+        async fn has(&self, _: &str) -> Result<bool, DriverError> {
+            Ok(false)
+        }
+        async fn pull(&self, _: &str) -> Result<Option<Vec<u8>>, DriverError> {
+            Ok(None)
+        }
+        async fn delete(&self, _: &str) -> Result<bool, DriverError> {
+            Ok(false)
+        }
+        async fn delete_many(&self, _: &[String]) -> Result<u64, DriverError> {
+            Ok(0)
+        }
+        async fn clear(&self) -> Result<(), DriverError> {
+            Ok(())
+        }
+        async fn prune(&self) -> Result<(), DriverError> {
+            Ok(())
+        }
+        async fn disconnect(&self) -> Result<(), DriverError> {
+            Ok(())
+        }
+    }
 
     #[test]
     fn breaker_opens_for_its_duration_only() {
@@ -141,5 +509,12 @@ mod tests {
         let never = CircuitBreaker::new(None);
         never.record_failure(1000);
         assert!(!never.is_open(1001));
+    }
+
+    #[test]
+    fn ttl_until_is_none_once_past() {
+        assert_eq!(ttl_until(None, 5), Some(None));
+        assert_eq!(ttl_until(Some(10), 5), Some(Some(Duration::from_millis(5))));
+        assert_eq!(ttl_until(Some(5), 5), None);
     }
 }

@@ -7,6 +7,7 @@ use crate::cache::{Cache, CacheValue};
 use crate::error::Error;
 use crate::get_or_set::Factory;
 use crate::options::CacheOptions;
+use crate::read::Probe;
 use futures::future::BoxFuture;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
@@ -90,6 +91,11 @@ macro_rules! option_setters {
             self.with_options(|options| options.skip_bus_notify(true))
         }
 
+        /// Time limit of each L2 call of this operation.
+        pub fn l2_timeout(self, timeout: Duration) -> Self {
+            self.with_options(|options| options.l2_timeout(timeout))
+        }
+
         /// Whether L2 errors are logged and ignored.
         pub fn suppress_l2_errors(self, suppress: bool) -> Self {
             self.with_options(|options| options.suppress_l2_errors(suppress))
@@ -129,10 +135,12 @@ impl<'a, T: CacheValue> IntoFuture for Get<'a, T> {
 
     #[inline]
     fn into_future(self) -> Self::IntoFuture {
-        if let Some(value) = self.cache.l1_fresh::<T>(self.key) {
-            return CacheFuture::ready(Some(value));
-        }
-        CacheFuture::pending(self.cache.get_slow(self.key, self.options.map(|options| *options).unwrap_or_default()))
+        let known = match self.cache.probe_l1::<T>(self.key) {
+            Probe::Hit(value) => return CacheFuture::ready(Some(value)),
+            Probe::Miss(known) => known,
+        };
+        let options = self.options.map(|options| *options).unwrap_or_default();
+        CacheFuture::pending(self.cache.get_slow(self.key, options, known))
     }
 }
 
@@ -190,13 +198,15 @@ impl<'a, T: CacheValue, F: Factory<T>> IntoFuture for GetOrSet<'a, T, F> {
     fn into_future(self) -> Self::IntoFuture {
         let force_fresh =
             self.options.as_ref().and_then(|options| options.force_fresh).unwrap_or(self.cache.settings().force_fresh);
-        if !force_fresh {
-            if let Some(value) = self.cache.l1_fresh::<T>(self.key) {
-                return CacheFuture::ready(value);
-            }
-        }
+        let known = match force_fresh {
+            true => None,
+            false => match self.cache.probe_l1::<T>(self.key) {
+                Probe::Hit(value) => return CacheFuture::ready(value),
+                Probe::Miss(known) => known,
+            },
+        };
         let options = self.options.map(|options| *options).unwrap_or_default();
-        CacheFuture::pending(self.cache.get_or_set_slow(self.key, self.factory, options, self.tags))
+        CacheFuture::pending(self.cache.get_or_set_slow(self.key, self.factory, options, self.tags, known))
     }
 }
 
@@ -228,7 +238,7 @@ impl<'a, T: CacheValue> IntoFuture for Set<'a, T> {
         let Set { cache, key, value, options, tags } = self;
         CacheFuture::pending(async move {
             let settings = cache.settings_with(&options.map(|options| *options).unwrap_or_default())?;
-            cache.write(key, value, tags, &settings).await
+            cache.write_value(key, value, tags, &settings).await
         })
     }
 }

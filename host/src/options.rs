@@ -14,6 +14,11 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_GRACE_BACKOFF: Duration = Duration::from_secs(10);
 /// Default key prefix of a store.
 pub const DEFAULT_PREFIX: &str = "bentocache";
+/// Default time limit of one L2 call: 5 seconds.
+pub const DEFAULT_L2_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default bound of the auto-recovery queue (L2 writes and invalidations
+/// that failed, replayed when L2 answers again): 10 000 keys.
+pub const DEFAULT_AUTO_RECOVERY_MAX_ITEMS: usize = 10_000;
 
 /// Options that override the layer below (operation > store > global >
 /// defaults). Every field left `None` inherits.
@@ -61,6 +66,18 @@ pub struct CacheOptions {
     /// After an L2 error, skip L2 for this long. Default: none (never skip).
     #[serde(default, with = "optional_ttl")]
     pub l2_circuit_breaker_duration: Option<Option<Duration>>,
+    /// Time limit of each L2 call; a call past it fails with a `TIMEOUT`
+    /// driver error, which counts as an L2 error (breaker, grace and
+    /// suppression apply). `Some(None)` = unbounded. Default: 5 s.
+    #[serde(default, with = "optional_ttl")]
+    pub l2_timeout: Option<Option<Duration>>,
+    /// How many failed L2 writes/invalidations (one per key, the last one
+    /// wins) the auto-recovery queue keeps for replay; past it the oldest
+    /// is dropped with a warning and the `bento_auto_recovery_dropped_total`
+    /// metric. 0 disables auto-recovery. Store/global level only. Default:
+    /// 10 000.
+    #[serde(default)]
+    pub auto_recovery_max_items: Option<usize>,
     /// Key prefix of the store (store/global level only). Default:
     /// `"bentocache"`.
     #[serde(default)]
@@ -109,6 +126,10 @@ impl CacheOptions {
         suppress_l2_errors: bool => suppress_l2_errors = suppress_l2_errors);
     setter!(/// Circuit breaker duration after an L2 error.
         l2_circuit_breaker_duration: Duration => l2_circuit_breaker_duration = Some(l2_circuit_breaker_duration));
+    setter!(/// Time limit of each L2 call.
+        l2_timeout: Duration => l2_timeout = Some(l2_timeout));
+    setter!(/// Bound of the auto-recovery queue (0 disables it).
+        auto_recovery_max_items: usize => auto_recovery_max_items = auto_recovery_max_items);
     setter!(/// Key prefix of the store.
         prefix: impl Into<String> => prefix = prefix.into());
     setter!(/// Run the factory even if a fresh value exists.
@@ -147,6 +168,8 @@ impl CacheOptions {
             lock_timeout: self.lock_timeout.or(base.lock_timeout),
             suppress_l2_errors: self.suppress_l2_errors.or(base.suppress_l2_errors),
             l2_circuit_breaker_duration: self.l2_circuit_breaker_duration.or(base.l2_circuit_breaker_duration),
+            l2_timeout: self.l2_timeout.or(base.l2_timeout),
+            auto_recovery_max_items: self.auto_recovery_max_items.or(base.auto_recovery_max_items),
             prefix: self.prefix.clone().or_else(|| base.prefix.clone()),
             force_fresh: self.force_fresh.or(base.force_fresh),
             skip_l2_write: self.skip_l2_write.or(base.skip_l2_write),
@@ -161,6 +184,9 @@ impl CacheOptions {
         }
         if self.grace == Some(Some(Duration::ZERO)) {
             return Err(crate::Error::InvalidOptions("grace must be positive (use no_grace() to disable)".into()));
+        }
+        if self.l2_timeout == Some(Some(Duration::ZERO)) {
+            return Err(crate::Error::InvalidOptions("l2_timeout must be positive".into()));
         }
         if self.hard_timeout == Some(Some(Duration::ZERO)) {
             return Err(crate::Error::InvalidOptions("hard_timeout must be positive".into()));
@@ -189,6 +215,10 @@ pub struct Settings {
     pub suppress_l2_errors: bool,
     /// Circuit breaker duration.
     pub l2_circuit_breaker_duration: Option<Duration>,
+    /// Time limit of each L2 call; `None` = unbounded.
+    pub l2_timeout: Option<Duration>,
+    /// Bound of the auto-recovery queue (store level; 0 = disabled).
+    pub auto_recovery_max_items: usize,
     /// Store prefix.
     pub prefix: String,
     /// Run the factory even when fresh.
@@ -212,6 +242,8 @@ impl Settings {
             lock_timeout: options.lock_timeout.unwrap_or(None),
             suppress_l2_errors: options.suppress_l2_errors.unwrap_or(has_l1),
             l2_circuit_breaker_duration: options.l2_circuit_breaker_duration.unwrap_or(None),
+            l2_timeout: options.l2_timeout.unwrap_or(Some(DEFAULT_L2_TIMEOUT)),
+            auto_recovery_max_items: options.auto_recovery_max_items.unwrap_or(DEFAULT_AUTO_RECOVERY_MAX_ITEMS),
             prefix: options.prefix.clone().unwrap_or_else(|| DEFAULT_PREFIX.to_string()),
             force_fresh: options.force_fresh.unwrap_or(false),
             skip_l2_write: options.skip_l2_write.unwrap_or(false),
@@ -231,6 +263,8 @@ impl Settings {
             lock_timeout: op.lock_timeout.unwrap_or(self.lock_timeout),
             suppress_l2_errors: op.suppress_l2_errors.unwrap_or(self.suppress_l2_errors),
             l2_circuit_breaker_duration: self.l2_circuit_breaker_duration,
+            l2_timeout: op.l2_timeout.unwrap_or(self.l2_timeout),
+            auto_recovery_max_items: self.auto_recovery_max_items,
             prefix: self.prefix.clone(),
             force_fresh: op.force_fresh.unwrap_or(self.force_fresh),
             skip_l2_write: op.skip_l2_write.unwrap_or(self.skip_l2_write),

@@ -1,37 +1,23 @@
-//! A store: one named stack of optional L1 + optional L2 (+ optional bus),
-//! with its options, serializer, per-key locks and metrics. Every
-//! [`Cache`] handle of the store (the root and each namespace) shares this.
+//! Building a store: one named stack of optional L1 + optional L2 (+
+//! optional bus) with its options and serializer ([`StoreBuilder`]), and
+//! the built [`Store`]. The shared state lives in `store_core.rs`; the handle
+//! applications call is [`Cache`].
 
-use crate::bus::{BusMessage, BusNode, MessageKind};
+use crate::bus::{BusMessage, BusNode};
 use crate::cache::Cache;
+use crate::store_core::FactoryErrorHook;
+use crate::store_core::StoreCore;
 use crate::driver::Driver;
 use crate::error::Error;
-use crate::events::{CacheEvent, Events};
+use crate::events::Events;
 use crate::l1::{L1Options, L1};
-use crate::l2::{CircuitBreaker, L2Driver, L2};
-use crate::locks::StampedeLocks;
+use crate::l2::{CircuitBreaker, L2Driver, L2Shared, L2};
 use crate::options::{CacheOptions, Settings};
+use crate::recovery::AutoRecovery;
 use crate::serializer::{JsonSerializer, Serializer};
 use crate::telemetry::StoreMetrics;
 use futures::FutureExt;
 use std::sync::Arc;
-
-/// Called with every factory error, foreground or background.
-pub type FactoryErrorHook = Arc<dyn Fn(&Error) + Send + Sync>;
-
-/// Shared state of one store.
-pub(crate) struct StoreCore {
-    pub name: Arc<str>,
-    pub settings: Settings,
-    pub serializer: Arc<dyn Serializer>,
-    pub locks: Arc<StampedeLocks>,
-    pub events: Arc<Events>,
-    pub metrics: StoreMetrics,
-    pub bus: Option<BusNode>,
-    pub on_factory_error: Option<FactoryErrorHook>,
-    /// L1 handle with the empty prefix (bus changes name full prefixes).
-    pub l1_root: Option<L1>,
-}
 
 /// How to build a store; pass it to [`crate::BentoBuilder::store`].
 ///
@@ -145,9 +131,17 @@ impl StoreBuilder {
             Some(root) => Some(root.namespace(&settings.prefix).map_err(Error::Driver)?),
             None => None,
         };
-        let l2 = match self.l2 {
-            Some(driver) => {
-                let root = L2 { driver, breaker: Arc::new(CircuitBreaker::new(settings.l2_circuit_breaker_duration)) };
+        let l2_shared = self.l2.as_ref().map(|_| {
+            Arc::new(L2Shared {
+                breaker: CircuitBreaker::new(settings.l2_circuit_breaker_duration),
+                recovery: AutoRecovery::new(name, settings.auto_recovery_max_items),
+                timeout: settings.l2_timeout,
+                serializer: serializer.clone(),
+            })
+        });
+        let l2 = match (self.l2, &l2_shared) {
+            (Some(driver), Some(shared)) => {
+                let root = L2::new(driver, "", shared.clone());
                 let prefixed = if settings.prefix.is_empty() {
                     root
                 } else {
@@ -156,17 +150,20 @@ impl StoreBuilder {
                 };
                 Some(prefixed)
             }
-            None => None,
+            _ => None,
         };
         let core = Arc::new(StoreCore {
             name: Arc::from(name),
             metrics: StoreMetrics::new(name),
             serializer,
             locks: Arc::default(),
+            order: Default::default(),
             events,
             bus: self.bus,
             on_factory_error,
             l1_root,
+            l2_shared,
+            longest_tagged_lifetime: Default::default(),
             settings,
         });
         let root = Cache::root(core.clone(), l1, l2);
@@ -212,7 +209,13 @@ impl Store {
     /// tests that check no lock leaks.
     #[doc(hidden)]
     pub fn pending_locks(&self) -> usize {
-        self.core.locks.len()
+        self.core.locks.len() + self.core.order.pending()
+    }
+
+    /// L2 writes and invalidations waiting in the auto-recovery queue for
+    /// L2 to answer again (0 without an L2).
+    pub fn pending_l2_operations(&self) -> usize {
+        self.core.l2_shared.as_ref().map_or(0, |shared| shared.recovery.len())
     }
 
     /// Subscribe to the store's bus channel (if it has a bus) so that
@@ -244,6 +247,11 @@ impl Store {
         Ok(())
     }
 
+    /// Start replaying failed L2 operations once L2 answers again.
+    pub(crate) fn start_auto_recovery(&self) {
+        crate::write::start_auto_recovery(&self.core);
+    }
+
     /// Close the store's bus node, if any.
     pub(crate) async fn disconnect_bus(&self) -> Result<(), Error> {
         match &self.core.bus {
@@ -258,40 +266,5 @@ impl Store {
     /// re-published.
     pub async fn apply_message(&self, change: &BusMessage) {
         self.core.apply_message(change).await;
-    }
-}
-
-impl StoreCore {
-    async fn apply_message(&self, change: &BusMessage) {
-        let core = self;
-        match core.l1_root.as_ref().map(|root| root.namespace(&change.namespace)) {
-            Some(Ok(l1)) => {
-                let now = crate::entry::now_ms();
-                match change.kind {
-                    MessageKind::Set | MessageKind::Expire => {
-                        for key in &change.keys {
-                            l1.expire(key, now, core.settings.grace).await;
-                        }
-                    }
-                    MessageKind::Delete => {
-                        for key in &change.keys {
-                            l1.delete(key).await;
-                        }
-                    }
-                    MessageKind::Clear => l1.clear().await,
-                }
-            }
-            Some(Err(error)) => {
-                tracing::warn!(store = %core.name, namespace = %change.namespace, %error, "bus message not applied to L1");
-            }
-            None => {}
-        }
-        core.metrics.bus_received.increment(1);
-        core.events.emit(|| CacheEvent::BusReceived {
-            store: core.name.clone(),
-            kind: change.kind,
-            namespace: change.namespace.clone(),
-            keys: change.keys.clone(),
-        });
     }
 }

@@ -8,12 +8,16 @@
 //! when there is an L2 to re-read, so other instances' invalidations are
 //! seen without a bus too).
 
-use crate::cache::Cache;
-use crate::entry::{now_ms, Entry};
-use crate::error::Error;
-use crate::events::CacheEvent;
-use crate::options::{CacheOptions, Settings};
-use crate::serializer;
+//!
+//! Tag keys expire (BentoCache gives them an expiry too, Bento used to
+//! keep them forever): a tag key lives as long as the longest-lived tagged
+//! entry of its store can ([`tag_key_lifetime`]), so it never disappears
+//! while an entry it invalidates could still be read, and never piles up
+//! beyond that. The state of an entry's tags is read by the read pipeline
+//! (`read.rs`); invalidations are written by the write pipeline.
+
+use crate::entry::Entry;
+use std::time::Duration;
 
 /// Prefix of hard-invalidation tag keys (BentoCache's layout).
 pub const HARD_TAG_PREFIX: &str = "___bc:t:";
@@ -38,7 +42,7 @@ impl TagState {
         }
     }
 
-    fn combine(self, timestamp_hard: u64, timestamp_soft: u64, created_at: u64) -> TagState {
+    pub(crate) fn combine(self, timestamp_hard: u64, timestamp_soft: u64, created_at: u64) -> TagState {
         if self == TagState::Deleted || created_at <= timestamp_hard {
             TagState::Deleted
         } else if created_at <= timestamp_soft {
@@ -52,114 +56,32 @@ impl TagState {
     }
 }
 
-impl Cache {
-    /// Tag state from L1 alone; `None` when a timestamp is not in L1.
-    pub(crate) fn tag_state_l1(&self, tags: &[String], created_at: u64) -> Option<TagState> {
-        let l1 = self.inner.l1.as_ref()?;
-        let now = now_ms();
-        let timestamp = |key: String| {
-            let entry = l1.get_now(&key)?;
-            self.fresh_timestamp(&entry, now)
-        };
-        let mut state = TagState::Valid;
-        for tag in tags {
-            let hard = timestamp(format!("{HARD_TAG_PREFIX}{tag}"))?;
-            let soft = timestamp(format!("{SOFT_TAG_PREFIX}{tag}"))?;
-            state = state.combine(hard, soft, created_at);
-        }
-        Some(state)
+/// The physical lifetime of a tag key written now: it must outlive every
+/// entry it can invalidate, i.e. every tagged entry created before it, and
+/// no longer. That is the longest physical lifetime (ttl + grace) of a
+/// tagged entry of the store: the store's own (`store_lifetime`), or a
+/// longer per-operation one this process wrote (`longest_written_ms`,
+/// `u64::MAX` = forever). Forever when either is forever.
+pub(crate) fn tag_key_lifetime(store_lifetime: Option<Duration>, longest_written_ms: u64) -> Option<Duration> {
+    let store = store_lifetime?;
+    if longest_written_ms == u64::MAX {
+        return None;
     }
-
-    /// Tag state, reading timestamps from L1, then L2.
-    pub(crate) async fn tag_state(
-        &self,
-        tags: &[String],
-        created_at: u64,
-        settings: &Settings,
-    ) -> Result<TagState, Error> {
-        if tags.is_empty() {
-            return Ok(TagState::Valid);
-        }
-        if let Some(state) = self.tag_state_l1(tags, created_at) {
-            return Ok(state);
-        }
-        let mut state = TagState::Valid;
-        for tag in tags {
-            let hard = self.tag_timestamp(&format!("{HARD_TAG_PREFIX}{tag}"), settings).await?;
-            let soft = self.tag_timestamp(&format!("{SOFT_TAG_PREFIX}{tag}"), settings).await?;
-            state = state.combine(hard, soft, created_at);
-        }
-        Ok(state)
-    }
-
-    /// The invalidation time a tag entry of L1 holds, if still fresh.
-    fn fresh_timestamp(&self, entry: &crate::l1::L1Entry, now: u64) -> Option<u64> {
-        entry.is_fresh(now).then(|| entry.value::<u64>(&*self.inner.core.serializer)).flatten()
-    }
-
-    /// The invalidation time stored at `key` (0 = never invalidated).
-    async fn tag_timestamp(&self, key: &str, settings: &Settings) -> Result<u64, Error> {
-        let now = now_ms();
-        if let Some(timestamp) = self.l1_get(key).await.and_then(|entry| self.fresh_timestamp(&entry, now)) {
-            return Ok(timestamp);
-        }
-        let mut timestamp = 0;
-        if let Some(l2) = &self.inner.l2 {
-            match l2.call(l2.driver.get(key)).await {
-                Ok(Some(bytes)) => match serializer::decode::<u64>(&*self.inner.core.serializer, &bytes) {
-                    Ok(entry) => timestamp = entry.value,
-                    Err(error) => tracing::warn!(key, %error, "undecodable tag entry ignored"),
-                },
-                Ok(None) => {}
-                Err(source) => self.l2_failed(key, source, settings)?,
-            }
-        }
-        // Cache what we learned; with an L2 re-read it after the store TTL.
-        let logical_expiration = match (&self.inner.l2, settings.ttl) {
-            (Some(_), Some(ttl)) => Some(crate::entry::ms_after(now, ttl)),
-            _ => None,
-        };
-        let entry = Entry { value: timestamp, logical_expiration, tags: Vec::new(), created_at: now };
-        self.store_l1(key, &entry, None, now, 0).await;
-        Ok(timestamp)
-    }
-
-    async fn invalidate_tags(&self, tags: &[&str], prefix: &str) -> Result<bool, Error> {
-        let settings = self.settings_with(&CacheOptions::new().forever())?;
-        let now = now_ms();
-        let mut stored = true;
-        for tag in tags {
-            let key = format!("{prefix}{tag}");
-            let entry = Entry { value: now, logical_expiration: None, tags: Vec::new(), created_at: now };
-            stored &= self.store_entry(&key, &entry, &settings).await?;
-        }
-        Ok(stored)
-    }
-
-    /// Hard-invalidate every entry of this namespace tagged with one of
-    /// `tags`: from now on they are never served, not even from grace.
-    pub async fn delete_by_tag(&self, tags: &[&str]) -> Result<bool, Error> {
-        let stored = self.invalidate_tags(tags, HARD_TAG_PREFIX).await?;
-        for tag in tags {
-            self.emit(|store, key| CacheEvent::Deleted { store, key }, &format!("{HARD_TAG_PREFIX}{tag}"));
-        }
-        Ok(stored)
-    }
-
-    /// Soft-invalidate every entry of this namespace tagged with one of
-    /// `tags`: they become stale (served within grace while a refresh runs).
-    pub async fn expire_by_tag(&self, tags: &[&str]) -> Result<bool, Error> {
-        let stored = self.invalidate_tags(tags, SOFT_TAG_PREFIX).await?;
-        for tag in tags {
-            self.emit(|store, key| CacheEvent::Expired { store, key }, &format!("{SOFT_TAG_PREFIX}{tag}"));
-        }
-        Ok(stored)
-    }
+    Some(store.max(Duration::from_millis(longest_written_ms)))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::TagState;
+    use super::*;
+
+    #[test]
+    fn tag_keys_outlive_every_entry_they_can_invalidate() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(tag_key_lifetime(Some(hour), 0), Some(hour));
+        assert_eq!(tag_key_lifetime(Some(hour), 2 * 3_600_000), Some(2 * hour));
+        assert_eq!(tag_key_lifetime(Some(hour), u64::MAX), None);
+        assert_eq!(tag_key_lifetime(None, 0), None);
+    }
 
     #[test]
     fn hard_wins_over_soft_and_ties_invalidate() {

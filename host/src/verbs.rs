@@ -1,19 +1,19 @@
-//! The public verbs of [`Cache`] (SPEC §5), each a thin composition of the
-//! tier plumbing in `cache.rs`.
+//! The public verbs of [`Cache`] (SPEC §5), each a composition of the read
+//! pipeline (`read.rs`) and the write pipeline (`write.rs`).
 
-use crate::bus::MessageKind;
-use crate::cache::{within_grace, Cache, CacheValue, Lookup};
+use crate::cache::{Cache, CacheValue};
 use crate::entry::{ms_after, now_ms, Entry};
 use crate::error::Error;
 use crate::events::{CacheEvent, Layer};
 use crate::get_or_set::Factory;
+use crate::l2::decode_entry;
 use crate::ops::{Get, GetOrSet, Set};
-use crate::options::{CacheOptions, Settings};
-use crate::serializer;
-use crate::tags::TagState;
-use bento_plugin_api::SetItem;
-use serde::de::IgnoredAny;
+use crate::options::CacheOptions;
+use crate::read::{KnownL1, Lookup, Presence, Typed};
+use crate::tags::{tag_key_lifetime, HARD_TAG_PREFIX, SOFT_TAG_PREFIX};
+use crate::write::{Invalidation, Notify, Write};
 use std::marker::PhantomData;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tracing::Instrument;
 
@@ -30,21 +30,33 @@ impl Cache {
         Get { cache: self, key, options: None, value: PhantomData }
     }
 
-    pub(crate) async fn get_slow<T: CacheValue>(&self, key: &str, options: CacheOptions) -> Result<Option<T>, Error> {
+    pub(crate) async fn get_slow<T: CacheValue>(
+        &self,
+        key: &str,
+        options: CacheOptions,
+        known: KnownL1,
+    ) -> Result<Option<T>, Error> {
         let settings = self.settings_with(&options)?;
         let span = tracing::debug_span!("bento.get", store = %self.inner.core.name, key);
-        match self.lookup::<T>(key, &settings).instrument(span).await? {
+        let found = self.read_one::<Typed<T>>(key, known, &settings).instrument(span).await?;
+        Ok(self.serve(key, found))
+    }
+
+    /// Record what a read found for `key` (hit, graced hit or miss) and
+    /// return its value.
+    pub(crate) fn serve<V>(&self, key: &str, found: Lookup<V>) -> Option<V> {
+        match found {
             Lookup::Fresh(value, layer) => {
                 self.record_hit(key, layer, false);
-                Ok(Some(value))
+                Some(value)
             }
             Lookup::Stale(entry, layer) => {
                 self.record_hit(key, layer, true);
-                Ok(Some(entry.value))
+                Some(entry.value)
             }
             Lookup::Missing => {
                 self.record_miss(key);
-                Ok(None)
+                None
             }
         }
     }
@@ -81,38 +93,11 @@ impl Cache {
         self.set(key, value).forever()
     }
 
-    /// True when `get` would return a value (of any type).
+    /// True when `get` would return a value (of any type): fresh, or stale
+    /// within the store's grace.
     pub async fn has(&self, key: &str) -> Result<bool, Error> {
         let settings = &self.inner.core.settings;
-        let now = now_ms();
-        if let Some(entry) = self.l1_get(key).await {
-            let state = self.tag_state(entry.tags(), entry.created_at, settings).await?;
-            let mut meta = Entry {
-                value: (),
-                logical_expiration: entry.logical_expiration(),
-                tags: Vec::new(),
-                created_at: entry.created_at,
-            };
-            state.apply_to(&mut meta);
-            if state != TagState::Deleted && (!meta.is_expired(now) || within_grace(&meta, settings, now)) {
-                return Ok(true);
-            }
-        }
-        if let Some(l2) = &self.inner.l2 {
-            match l2.call(l2.driver.get(key)).await {
-                Ok(Some(bytes)) => {
-                    if let Ok(mut entry) = serializer::decode::<IgnoredAny>(&*self.inner.core.serializer, &bytes) {
-                        let state = self.tag_state(&entry.tags, entry.created_at, settings).await?;
-                        state.apply_to(&mut entry);
-                        return Ok(state != TagState::Deleted
-                            && (!entry.is_expired(now) || within_grace(&entry, settings, now)));
-                    }
-                }
-                Ok(None) => {}
-                Err(source) => self.l2_failed(key, source, settings)?,
-            }
-        }
-        Ok(false)
+        Ok(!matches!(self.read_one::<Presence>(key, None, settings).await?, Lookup::Missing))
     }
 
     /// `!has(key)`.
@@ -120,33 +105,51 @@ impl Cache {
         Ok(!self.has(key).await?)
     }
 
-    /// The value of `key`, then delete it.
+    /// The value of `key` (as `get` would return it), deleted. With an L2
+    /// this is the driver's atomic pull: of concurrent pulls of one key, on
+    /// this instance or others sharing the L2, exactly one gets the value
+    /// (a copy only in this instance's L1 is dropped, not returned). When
+    /// L2 fails (errors suppressed), the L1 copy is pulled and the L2
+    /// delete is queued for auto-recovery.
     pub async fn pull<T: CacheValue>(&self, key: &str) -> Result<Option<T>, Error> {
-        let value = self.get::<T>(key).await?;
-        self.delete(key).await?;
+        let settings = &self.inner.core.settings;
+        let core = &self.inner.core;
+        let full_key = self.full_key(key);
+        let guard = if self.inner.l2.is_none() || core.is_tiered() { Some(core.order.lock(&full_key).await) } else { None };
+        let found = match &self.inner.l2 {
+            None => self.read_one::<Typed<T>>(key, None, settings).await?,
+            Some(l2) => match l2.pull(key, settings.l2_timeout).await {
+                Ok(None) => Lookup::Missing,
+                Ok(Some(found)) => match decode_entry::<T>(&*core.serializer, &found) {
+                    Ok(entry) => self.judge(entry, Layer::L2, settings).await?,
+                    Err(error) => {
+                        tracing::warn!(store = %core.name, key, %error, "undecodable L2 entry pulled");
+                        Lookup::Missing
+                    }
+                },
+                Err(source) => {
+                    self.l2_failed(key, source, settings)?;
+                    self.read_l1::<Typed<T>>(key, None, settings).await?
+                }
+            },
+        };
+        if let Some(l1) = &self.inner.l1 {
+            l1.delete(key).await;
+        }
+        core.order.changed(&full_key);
+        drop(guard);
+        let value = self.serve(key, found);
+        core.publish(crate::bus::MessageKind::Delete, self.prefix(), vec![key.to_string()]).await;
+        core.metrics.deletes.increment(1);
+        self.emit(|store, key| CacheEvent::Deleted { store, key }, key);
         Ok(value)
     }
 
     /// Delete `key` from L1 and L2 and notify the bus; true if it existed.
+    /// When L2 fails, L1 is still cleared, the bus still notified and the
+    /// L2 delete queued for auto-recovery.
     pub async fn delete(&self, key: &str) -> Result<bool, Error> {
-        let settings = &self.inner.core.settings;
-        let mut existed = match &self.inner.l1 {
-            Some(l1) => l1.delete(key).await,
-            None => false,
-        };
-        if let Some(l2) = &self.inner.l2 {
-            match l2.call(l2.driver.delete(key)).await {
-                Ok(found) => existed |= found,
-                Err(source) => {
-                    self.l2_failed(key, source, settings)?;
-                    return Ok(existed);
-                }
-            }
-        }
-        self.notify(MessageKind::Delete, vec![key.to_string()]).await;
-        self.inner.core.metrics.deletes.increment(1);
-        self.emit(|store, key| CacheEvent::Deleted { store, key }, key);
-        Ok(existed)
+        Ok(self.invalidate(Invalidation::Delete(&[key]), &self.inner.core.settings).await? > 0)
     }
 
     /// Delete every key of `keys`; returns how many existed.
@@ -154,100 +157,30 @@ impl Cache {
         if keys.is_empty() {
             return Ok(0);
         }
-        let settings = &self.inner.core.settings;
-        let mut existed = 0;
-        if let Some(l1) = &self.inner.l1 {
-            for key in keys {
-                existed += u64::from(l1.delete(key).await);
-            }
-        }
-        if let Some(l2) = &self.inner.l2 {
-            let owned: Vec<String> = keys.iter().map(|key| key.to_string()).collect();
-            match l2.call(l2.driver.delete_many(&owned)).await {
-                Ok(count) => existed = existed.max(count),
-                Err(source) => {
-                    self.l2_failed(keys[0], source, settings)?;
-                    return Ok(existed);
-                }
-            }
-        }
-        self.notify(MessageKind::Delete, keys.iter().map(|key| key.to_string()).collect()).await;
-        for key in keys {
-            self.inner.core.metrics.deletes.increment(1);
-            self.emit(|store, key| CacheEvent::Deleted { store, key }, key);
-        }
-        Ok(existed)
+        self.invalidate(Invalidation::Delete(keys), &self.inner.core.settings).await
     }
 
     /// Logically expire `key` in L1 and L2, keeping their physical TTL so
     /// the stale value can still be served within grace; notifies the bus.
     pub async fn expire(&self, key: &str) -> Result<bool, Error> {
-        let settings = &self.inner.core.settings;
-        let now = now_ms();
-        let mut found = match &self.inner.l1 {
-            Some(l1) => l1.expire(key, now, settings.grace).await,
-            None => false,
-        };
-        if self.inner.l2.is_some() {
-            if let Err(source) = self.expire_l2(key, now, settings).await.map(|hit| found |= hit) {
-                self.l2_failed(key, source, settings)?;
-                return Ok(found);
-            }
-        }
-        self.notify(MessageKind::Expire, vec![key.to_string()]).await;
-        self.emit(|store, key| CacheEvent::Expired { store, key }, key);
-        Ok(found)
-    }
-
-    async fn expire_l2(&self, key: &str, now: u64, settings: &Settings) -> Result<bool, bento_plugin_api::DriverError> {
-        let Some(l2) = &self.inner.l2 else { return Ok(false) };
-        let Some(bytes) = l2.call(l2.driver.get(key)).await? else { return Ok(false) };
-        let serializer = &*self.inner.core.serializer;
-        let Ok(mut entry) = serializer::decode::<serde_json::Value>(serializer, &bytes) else { return Ok(false) };
-        if entry.is_expired(now) {
-            return Ok(true);
-        }
-        let old_logical = entry.logical_expiration;
-        entry.logical_expiration = Some(now);
-        let Some(grace) = settings.grace else {
-            // Without grace an expired entry can never be served: drop it.
-            l2.call(l2.driver.delete(key)).await?;
-            return Ok(true);
-        };
-        let physical_ttl = old_logical.map(|at| Duration::from_millis(ms_after(at, grace).saturating_sub(now).max(1)));
-        let bytes = serializer::encode(serializer, &entry)
-            .map_err(|error| bento_plugin_api::DriverError::backend(format!("re-encoding {key}: {error}")))?;
-        l2.call(l2.driver.set(key, bytes, physical_ttl)).await?;
-        Ok(true)
+        Ok(self.invalidate(Invalidation::Expire(key), &self.inner.core.settings).await? > 0)
     }
 
     /// Remove every key of this namespace (nested namespaces included) from
     /// L1 and L2, and notify the bus.
     pub async fn clear(&self) -> Result<(), Error> {
-        let settings = &self.inner.core.settings;
-        if let Some(l1) = &self.inner.l1 {
-            l1.clear().await;
-        }
-        if let Some(l2) = &self.inner.l2 {
-            if let Err(source) = l2.call(l2.driver.clear()).await {
-                self.l2_failed(self.prefix(), source, settings)?;
-                return Ok(());
-            }
-        }
-        self.notify(MessageKind::Clear, Vec::new()).await;
-        let core = &self.inner.core;
-        core.events.emit(|| CacheEvent::Cleared { store: core.name.clone(), namespace: self.inner.namespace.clone() });
-        Ok(())
+        self.invalidate(Invalidation::Clear, &self.inner.core.settings).await.map(drop)
     }
 
     /// Remove expired entries from L1 and L2 storage.
     pub async fn prune(&self) -> Result<(), Error> {
+        let settings = &self.inner.core.settings;
         if let Some(l1) = &self.inner.l1 {
             l1.prune().await;
         }
         if let Some(l2) = &self.inner.l2 {
-            if let Err(source) = l2.call(l2.driver.prune()).await {
-                self.l2_failed(self.prefix(), source, &self.inner.core.settings)?;
+            if let Err(source) = l2.prune(settings.l2_timeout).await {
+                self.l2_failed(self.prefix(), source, settings)?;
             }
         }
         Ok(())
@@ -264,79 +197,21 @@ impl Cache {
             None => Ok(()),
         };
         let l2 = match &self.inner.l2 {
-            Some(l2) => bounded(l2.driver.disconnect())
-                .await
-                .map_err(|source| Error::L2 { key: self.prefix().to_string(), source }),
+            Some(l2) => {
+                bounded(l2.disconnect()).await.map_err(|source| Error::L2 { key: self.prefix().to_string(), source })
+            }
             None => Ok(()),
         };
         l1.and(l2)
     }
 
-    /// Values of `keys` in order: L1 first, then ONE batched L2 read for
-    /// the rest (hits are copied into L1).
+    /// Values of `keys` in order, exactly as `get` would return each (the
+    /// same read pipeline): L1 first, then ONE batched L2 read for the
+    /// rest (hits are copied into L1), then grace.
     pub async fn get_many<T: CacheValue>(&self, keys: &[&str]) -> Result<Vec<Option<T>>, Error> {
         let settings = &self.inner.core.settings;
-        let mut values: Vec<Option<T>> = keys.iter().map(|key| self.l1_fresh::<T>(key)).collect();
-        // What a local plugin L1 held for each key (one batched read), kept
-        // for the graced fallback below instead of reading it again.
-        let mut from_l1: Vec<Option<Lookup<T>>> = keys.iter().map(|_| None).collect();
-        if let Some(l1) = self.inner.l1.as_ref().filter(|l1| !l1.is_in_process()) {
-            for (index, entry) in l1.get_many(keys).await.into_iter().enumerate() {
-                match self.classify_l1::<T>(entry, settings).await? {
-                    Lookup::Fresh(value, layer) => {
-                        self.record_hit(keys[index], layer, false);
-                        values[index] = Some(value);
-                    }
-                    other => from_l1[index] = Some(other),
-                }
-            }
-        }
-        let missing: Vec<usize> = (0..keys.len()).filter(|&i| values[i].is_none()).collect();
-        if missing.is_empty() {
-            return Ok(values);
-        }
-        let mut from_l2: Vec<Option<Vec<u8>>> = vec![None; missing.len()];
-        if let Some(l2) = &self.inner.l2 {
-            let wanted: Vec<String> = missing.iter().map(|&i| keys[i].to_string()).collect();
-            match l2.call(l2.driver.get_many(&wanted)).await {
-                Ok(found) => from_l2 = found,
-                Err(source) => self.l2_failed(keys[missing[0]], source, settings)?,
-            }
-        }
-        let now = now_ms();
-        for (&index, bytes) in missing.iter().zip(from_l2) {
-            let key = keys[index];
-            let decoded = bytes.and_then(|bytes| {
-                serializer::decode::<T>(&*self.inner.core.serializer, &bytes).ok().map(|entry| (entry, bytes.len()))
-            });
-            if let Some((mut entry, size)) = decoded {
-                let state = self.tag_state(&entry.tags, entry.created_at, settings).await?;
-                state.apply_to(&mut entry);
-                if state != TagState::Deleted && !entry.is_expired(now) {
-                    self.store_l1(key, &entry, settings.grace, now, size as u64).await;
-                    self.record_hit(key, Layer::L2, false);
-                    values[index] = Some(entry.value);
-                    continue;
-                }
-            }
-            // Nothing fresh anywhere: a graced L1 copy, else a miss.
-            let found = match from_l1[index].take() {
-                Some(found) => found,
-                None => self.lookup_l1::<T>(key, settings).await?,
-            };
-            match found {
-                Lookup::Fresh(value, layer) => {
-                    self.record_hit(key, layer, false);
-                    values[index] = Some(value);
-                }
-                Lookup::Stale(entry, layer) => {
-                    self.record_hit(key, layer, true);
-                    values[index] = Some(entry.value);
-                }
-                Lookup::Missing => self.record_miss(key),
-            }
-        }
-        Ok(values)
+        let found = self.read::<Typed<T>>(keys, None, settings).await?;
+        Ok(keys.iter().zip(found).map(|(key, found)| self.serve(key, found)).collect())
     }
 
     /// Store every `(key, value)` with the store's options: L1, then ONE
@@ -352,40 +227,78 @@ impl Cache {
         options: CacheOptions,
     ) -> Result<bool, Error> {
         let settings = self.settings_with(&options)?;
+        if items.is_empty() {
+            return Ok(true);
+        }
         let now = now_ms();
-        let serializer = &*self.inner.core.serializer;
-        let mut batch = Vec::with_capacity(items.len());
-        for (key, value) in &items {
-            let entry = Entry {
-                value: value.clone(),
-                logical_expiration: crate::entry::logical_expiration(now, settings.ttl),
-                tags: Vec::new(),
-                created_at: now,
-            };
-            let bytes = serializer::encode(serializer, &entry)
-                .map_err(|source| Error::Serialization { key: key.to_string(), source })?;
-            self.store_l1(key, &entry, settings.grace, now, bytes.len() as u64).await;
-            let ttl = settings.physical_ttl();
-            batch.push(SetItem { key: key.to_string(), value: bytes, ttl });
+        let logical_expiration = crate::entry::logical_expiration(now, settings.ttl);
+        let keys: Vec<&str> = items.iter().map(|(key, _)| *key).collect();
+        let writes = items
+            .into_iter()
+            .map(|(key, value)| {
+                let entry = Entry { value, logical_expiration, tags: Vec::new(), created_at: now };
+                Write::new(key, entry, settings.grace)
+            })
+            .collect();
+        let stored = self.write_entries(writes, &settings, Notify::AfterL2).await;
+        self.written(&keys);
+        stored
+    }
+
+    /// Write a new value computed now with `settings.ttl` and `tags`.
+    pub(crate) async fn write_value<T: CacheValue>(
+        &self,
+        key: &str,
+        value: T,
+        tags: Vec<String>,
+        settings: &crate::options::Settings,
+    ) -> Result<bool, Error> {
+        let now = now_ms();
+        let entry = Entry { value, logical_expiration: crate::entry::logical_expiration(now, settings.ttl), tags, created_at: now };
+        let stored = self.write_entries(vec![Write::new(key, entry, settings.grace)], settings, Notify::AfterL2).await;
+        self.written([key]);
+        stored
+    }
+
+    async fn invalidate_tags(&self, tags: &[&str], prefix: &str) -> Result<bool, Error> {
+        let core = &self.inner.core;
+        let settings = self.settings_with(&CacheOptions::new().forever())?;
+        let now = now_ms();
+        let lifetime =
+            tag_key_lifetime(core.settings.physical_ttl(), core.longest_tagged_lifetime.load(Ordering::Relaxed));
+        let physical_expiration = lifetime.map(|lifetime| ms_after(now, lifetime));
+        let keys: Vec<String> = tags.iter().map(|tag| format!("{prefix}{tag}")).collect();
+        let writes = keys
+            .iter()
+            .map(|key| Write {
+                key,
+                entry: Entry { value: now, logical_expiration: None, tags: Vec::new(), created_at: now },
+                physical_expiration,
+            })
+            .collect();
+        self.write_entries(writes, &settings, Notify::Now).await
+    }
+
+    /// Hard-invalidate every entry of this namespace tagged with one of
+    /// `tags`: from now on they are never served, not even from grace.
+    /// Like every invalidation, it reaches L1 and the bus even when L2
+    /// fails (the tag key is then replayed to L2 by auto-recovery).
+    pub async fn delete_by_tag(&self, tags: &[&str]) -> Result<bool, Error> {
+        let stored = self.invalidate_tags(tags, HARD_TAG_PREFIX).await;
+        for tag in tags {
+            self.emit(|store, key| CacheEvent::Deleted { store, key }, &format!("{HARD_TAG_PREFIX}{tag}"));
         }
-        let mut stored = true;
-        if let (Some(l2), false) = (&self.inner.l2, settings.skip_l2_write) {
-            match l2.call(l2.driver.set_many(batch)).await {
-                Ok(ok) => stored = ok,
-                Err(source) => {
-                    self.l2_failed(items.first().map_or("", |(key, _)| key), source, &settings)?;
-                    return Ok(false);
-                }
-            }
+        stored
+    }
+
+    /// Soft-invalidate every entry of this namespace tagged with one of
+    /// `tags`: they become stale (served within grace while a refresh runs).
+    pub async fn expire_by_tag(&self, tags: &[&str]) -> Result<bool, Error> {
+        let stored = self.invalidate_tags(tags, SOFT_TAG_PREFIX).await;
+        for tag in tags {
+            self.emit(|store, key| CacheEvent::Expired { store, key }, &format!("{SOFT_TAG_PREFIX}{tag}"));
         }
-        if !settings.skip_bus_notify {
-            self.notify(MessageKind::Set, items.iter().map(|(key, _)| key.to_string()).collect()).await;
-        }
-        for (key, _) in &items {
-            self.inner.core.metrics.writes.increment(1);
-            self.emit(|store, key| CacheEvent::Written { store, key }, key);
-        }
-        Ok(stored)
+        stored
     }
 }
 

@@ -169,6 +169,11 @@ impl L2Driver for CountingDriver {
         self.check()?;
         self.inner.has(key).await
     }
+    async fn pull(&self, key: &str) -> Result<Option<Vec<u8>>, DriverError> {
+        self.counters.deletes.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        self.inner.pull(key).await
+    }
     async fn delete(&self, key: &str) -> Result<bool, DriverError> {
         self.counters.deletes.fetch_add(1, Ordering::SeqCst);
         self.check()?;

@@ -1,0 +1,373 @@
+//! The read pipeline (SPEC §5): the one place that decides what a key is
+//! worth — fresh, stale within grace, or missing — and from which tier.
+//! Every verb that reads (`get`, `get_many`, `has`, `missing`,
+//! `get_or_set`, `pull`'s fallback) composes it; none re-states freshness,
+//! grace or tag rules.
+//!
+//! For a batch of keys: L1 (one synchronous lookup per key for the built-in
+//! store, one batched call for a plugin), then ONE L2 call for the keys
+//! not fresh in L1, then grace. An L2 hit that is fresh, or newer than the
+//! stale L1 copy, is copied into L1 keeping its created_at and logical
+//! expiration — only if no write changed the key meanwhile (`ordering.rs`).
+//! An entry is invalid when created at or before one of its tags'
+//! invalidation times (`tags.rs`); the timestamps are read here too.
+
+use crate::cache::{Cache, CacheValue};
+use crate::entry::{ms_after, now_ms, Entry};
+use crate::error::{BoxError, Error};
+use crate::events::Layer;
+use crate::l1::{L1Entry, NEVER};
+use crate::l2::{decode_entry, L2Value};
+use crate::options::Settings;
+use crate::serializer::Serializer;
+use crate::tags::{TagState, HARD_TAG_PREFIX, SOFT_TAG_PREFIX};
+use serde::de::IgnoredAny;
+use std::marker::PhantomData;
+
+/// What the tiers hold for one key.
+pub(crate) enum Lookup<V> {
+    /// Fresh, from this layer.
+    Fresh(V, Layer),
+    /// Logically expired but within grace, from this layer.
+    Stale(Entry<V>, Layer),
+    /// Nothing usable.
+    Missing,
+}
+
+/// What the synchronous L1 probe of the hit path found.
+pub(crate) enum Probe<T> {
+    /// A fresh L1 value (recorded as a hit).
+    Hit(T),
+    /// Not a fresh hit; what L1 holds, when the probe could tell without a
+    /// second look (`None` = read it again).
+    Miss(KnownL1),
+}
+
+/// The L1 entry of a key as already read (`Some(None)`: L1 has nothing),
+/// or `None` when L1 must still be read.
+pub(crate) type KnownL1 = Option<Option<L1Entry>>;
+
+/// How a reader wants values: decoded as a type, or only their presence.
+pub(crate) trait Decoder {
+    type Value: Clone + Send + Sync + 'static;
+    fn from_l1(entry: &L1Entry, serializer: &dyn Serializer) -> Option<Self::Value>;
+    fn from_l2(serializer: &dyn Serializer, found: &L2Value) -> Result<Entry<Self::Value>, BoxError>;
+    /// The L1 copy of an L2 hit (`None`: do not copy).
+    fn to_l1(entry: &Entry<Self::Value>) -> Option<L1Entry>;
+}
+
+/// Values of type `T` (another type stored in L1 is converted through the
+/// serializer; what does not convert is missing).
+pub(crate) struct Typed<T>(PhantomData<fn() -> T>);
+
+impl<T: CacheValue> Decoder for Typed<T> {
+    type Value = T;
+
+    fn from_l1(entry: &L1Entry, serializer: &dyn Serializer) -> Option<T> {
+        entry.value::<T>(serializer)
+    }
+
+    fn from_l2(serializer: &dyn Serializer, found: &L2Value) -> Result<Entry<T>, BoxError> {
+        decode_entry(serializer, found)
+    }
+
+    fn to_l1(entry: &Entry<T>) -> Option<L1Entry> {
+        let logical_expiration = entry.logical_expiration.unwrap_or(NEVER);
+        Some(L1Entry::decoded(entry.value.clone(), entry.created_at, logical_expiration, &entry.tags))
+    }
+}
+
+/// Presence only, whatever the value's type (`has`).
+pub(crate) struct Presence;
+
+impl Decoder for Presence {
+    type Value = ();
+
+    fn from_l1(_: &L1Entry, _: &dyn Serializer) -> Option<()> {
+        Some(())
+    }
+
+    fn from_l2(serializer: &dyn Serializer, found: &L2Value) -> Result<Entry<()>, BoxError> {
+        let entry: Entry<IgnoredAny> = decode_entry(serializer, found)?;
+        Ok(Entry { value: (), logical_expiration: entry.logical_expiration, tags: entry.tags, created_at: entry.created_at })
+    }
+
+    fn to_l1(_: &Entry<()>) -> Option<L1Entry> {
+        None
+    }
+}
+
+/// True when a logically expired `entry` may still be served.
+pub(crate) fn within_grace<T>(entry: &Entry<T>, settings: &Settings, now: u64) -> bool {
+    match (settings.grace, entry.logical_expiration) {
+        (Some(grace), Some(at)) => now < ms_after(at, grace),
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+impl Cache {
+    /// The hit path of `get`/`get_or_set`: the fresh built-in L1 value of
+    /// `key` as `T`, with no await and no clock read for entries that never
+    /// expire. Anything else is a [`Probe::Miss`] for [`Cache::read`].
+    #[inline]
+    pub(crate) fn probe_l1<T: CacheValue>(&self, key: &str) -> Probe<T> {
+        let Some(l1) = &self.inner.l1 else { return Probe::Miss(Some(None)) };
+        if !l1.is_in_process() {
+            return Probe::Miss(None);
+        }
+        let Some(entry) = l1.get_for_freshness_check(key) else { return Probe::Miss(Some(None)) };
+        // A stale entry may be physically expired too (this lookup did not
+        // check): the pipeline reads it again with the check.
+        if entry.logical_expiration != NEVER && now_ms() >= entry.logical_expiration {
+            return Probe::Miss(None);
+        }
+        if entry.tags.is_some() && self.tag_state_l1(entry.tags(), entry.created_at) != Some(TagState::Valid) {
+            return Probe::Miss(None);
+        }
+        match entry.into_value::<T>(&*self.inner.core.serializer) {
+            Some(value) => {
+                self.record_hit(key, Layer::L1, false);
+                Probe::Hit(value)
+            }
+            None => Probe::Miss(None),
+        }
+    }
+
+    /// [`Cache::read`] of one key.
+    pub(crate) async fn read_one<D: Decoder>(
+        &self,
+        key: &str,
+        known: KnownL1,
+        settings: &Settings,
+    ) -> Result<Lookup<D::Value>, Error> {
+        let mut found = self.read::<D>(&[key], known.map(|entry| vec![entry]), settings).await?;
+        Ok(found.pop().unwrap_or(Lookup::Missing))
+    }
+
+    /// What the tiers hold for each of `keys`, in order. `known`: the L1
+    /// entries already read by the caller (L1 is then not read again).
+    pub(crate) async fn read<D: Decoder>(
+        &self,
+        keys: &[&str],
+        known: Option<Vec<Option<L1Entry>>>,
+        settings: &Settings,
+    ) -> Result<Vec<Lookup<D::Value>>, Error> {
+        self.read_tiers::<D>(keys, known, settings, true).await
+    }
+
+    /// What L1 alone holds for `key` (`get_or_set` before taking the lock).
+    pub(crate) async fn read_l1<D: Decoder>(
+        &self,
+        key: &str,
+        known: KnownL1,
+        settings: &Settings,
+    ) -> Result<Lookup<D::Value>, Error> {
+        let mut found = self.read_tiers::<D>(&[key], known.map(|entry| vec![entry]), settings, false).await?;
+        Ok(found.pop().unwrap_or(Lookup::Missing))
+    }
+
+    /// An entry found outside [`Cache::read`] (an atomic pull) judged by
+    /// the same rules: tags, then freshness, then grace.
+    pub(crate) async fn judge<V>(&self, mut entry: Entry<V>, layer: Layer, settings: &Settings) -> Result<Lookup<V>, Error> {
+        let state = self.tag_state(&entry.tags, entry.created_at, settings).await?;
+        if state == TagState::Deleted {
+            return Ok(Lookup::Missing);
+        }
+        state.apply_to(&mut entry);
+        let now = now_ms();
+        Ok(if !entry.is_expired(now) {
+            Lookup::Fresh(entry.value, layer)
+        } else if within_grace(&entry, settings, now) {
+            Lookup::Stale(entry, layer)
+        } else {
+            Lookup::Missing
+        })
+    }
+
+    async fn read_tiers<D: Decoder>(
+        &self,
+        keys: &[&str],
+        known: Option<Vec<Option<L1Entry>>>,
+        settings: &Settings,
+        use_l2: bool,
+    ) -> Result<Vec<Lookup<D::Value>>, Error> {
+        let now = now_ms();
+        let serializer = &*self.inner.core.serializer;
+        let mut results: Vec<Lookup<D::Value>> = keys.iter().map(|_| Lookup::Missing).collect();
+        let mut stale: Vec<Option<(Entry<D::Value>, Layer)>> = keys.iter().map(|_| None).collect();
+
+        if let Some(l1) = &self.inner.l1 {
+            let entries = match known {
+                Some(entries) => entries,
+                None => l1.get_many(keys).await,
+            };
+            for (index, entry) in entries.into_iter().enumerate() {
+                let Some(entry) = entry else { continue };
+                let Some(value) = D::from_l1(&entry, serializer) else { continue };
+                let state = self.tag_state(entry.tags(), entry.created_at, settings).await?;
+                if state == TagState::Deleted {
+                    l1.delete(keys[index]).await;
+                    continue;
+                }
+                let mut found = Entry {
+                    value,
+                    logical_expiration: entry.logical_expiration(),
+                    tags: entry.tags().to_vec(),
+                    created_at: entry.created_at,
+                };
+                state.apply_to(&mut found);
+                if found.is_expired(now) {
+                    stale[index] = Some((found, Layer::L1));
+                } else {
+                    results[index] = Lookup::Fresh(found.value, Layer::L1);
+                }
+            }
+        }
+
+        let wanted: Vec<usize> = (0..keys.len()).filter(|&i| !matches!(results[i], Lookup::Fresh(..))).collect();
+        if let (Some(l2), false) = (self.inner.l2.as_ref().filter(|_| use_l2), wanted.is_empty()) {
+            // Taken before reading L2: a write meanwhile cancels the copy.
+            let order = &self.inner.core.order;
+            let snapshots: Vec<_> = wanted
+                .iter()
+                .map(|&i| self.inner.l1.as_ref().map(|_| order.snapshot(&self.full_key(keys[i]))))
+                .collect();
+            let answer = match wanted.as_slice() {
+                [only] => l2.get(keys[*only], settings.l2_timeout).await.map(|found| vec![found]),
+                _ => {
+                    let wanted_keys: Vec<String> = wanted.iter().map(|&i| keys[i].to_string()).collect();
+                    l2.get_many(&wanted_keys, settings.l2_timeout).await
+                }
+            };
+            let found = match answer {
+                Ok(found) => found,
+                Err(source) => {
+                    self.l2_failed(keys[wanted[0]], source, settings)?;
+                    wanted.iter().map(|_| None).collect()
+                }
+            };
+            for ((&index, found), snapshot) in wanted.iter().zip(found).zip(snapshots) {
+                let Some(found) = found else { continue };
+                let key = keys[index];
+                let mut entry = match D::from_l2(serializer, &found) {
+                    Ok(entry) => entry,
+                    Err(error) => {
+                        tracing::warn!(store = %self.inner.core.name, key, %error, "undecodable L2 entry ignored");
+                        continue;
+                    }
+                };
+                let state = self.tag_state(&entry.tags, entry.created_at, settings).await?;
+                if state == TagState::Deleted {
+                    continue;
+                }
+                state.apply_to(&mut entry);
+                let fresh = !entry.is_expired(now);
+                let newer = stale[index].as_ref().is_none_or(|(old, _)| entry.created_at > old.created_at);
+                if let (true, Some(snapshot)) = (fresh || newer, snapshot) {
+                    if let Some(copy) = D::to_l1(&entry) {
+                        self.write_back(key, copy, snapshot, settings.grace, found.bytes.len()).await;
+                    }
+                }
+                if fresh {
+                    results[index] = Lookup::Fresh(entry.value, Layer::L2);
+                } else if newer {
+                    stale[index] = Some((entry, Layer::L2));
+                }
+            }
+        }
+
+        for (result, stale) in results.iter_mut().zip(stale) {
+            if let (Lookup::Missing, Some((entry, layer))) = (&*result, stale) {
+                if within_grace(&entry, settings, now) {
+                    *result = Lookup::Stale(entry, layer);
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    /// Tag state from L1 alone; `None` when a timestamp must be read from
+    /// L2 (not in L1, or no longer fresh there).
+    pub(crate) fn tag_state_l1(&self, tags: &[String], created_at: u64) -> Option<TagState> {
+        let l1 = self.inner.l1.as_ref()?;
+        let now = now_ms();
+        // Without an L2, L1 is the whole truth: no tag key = never invalidated.
+        let authoritative = self.inner.l2.is_none();
+        let timestamp = |key: String| match l1.get_now(&key) {
+            Some(entry) => self.fresh_timestamp(&entry, now),
+            None if authoritative => Some(0),
+            None => None,
+        };
+        let mut state = TagState::Valid;
+        for tag in tags {
+            let hard = timestamp(format!("{HARD_TAG_PREFIX}{tag}"))?;
+            let soft = timestamp(format!("{SOFT_TAG_PREFIX}{tag}"))?;
+            state = state.combine(hard, soft, created_at);
+        }
+        Some(state)
+    }
+
+    /// Tag state of an entry created at `created_at` with `tags`, reading
+    /// timestamps from L1, then L2.
+    pub(crate) async fn tag_state(
+        &self,
+        tags: &[String],
+        created_at: u64,
+        settings: &Settings,
+    ) -> Result<TagState, Error> {
+        if tags.is_empty() {
+            return Ok(TagState::Valid);
+        }
+        if let Some(state) = self.tag_state_l1(tags, created_at) {
+            return Ok(state);
+        }
+        let mut state = TagState::Valid;
+        for tag in tags {
+            let hard = self.tag_timestamp(&format!("{HARD_TAG_PREFIX}{tag}"), settings).await?;
+            let soft = self.tag_timestamp(&format!("{SOFT_TAG_PREFIX}{tag}"), settings).await?;
+            state = state.combine(hard, soft, created_at);
+        }
+        Ok(state)
+    }
+
+    /// The invalidation time a tag entry of L1 holds, if still fresh.
+    fn fresh_timestamp(&self, entry: &L1Entry, now: u64) -> Option<u64> {
+        entry.is_fresh(now).then(|| entry.value::<u64>(&*self.inner.core.serializer)).flatten()
+    }
+
+    /// The invalidation time stored at tag key `key` (0 = never).
+    async fn tag_timestamp(&self, key: &str, settings: &Settings) -> Result<u64, Error> {
+        let now = now_ms();
+        if let Some(l1) = &self.inner.l1 {
+            if let Some(timestamp) = l1.get(key).await.and_then(|entry| self.fresh_timestamp(&entry, now)) {
+                return Ok(timestamp);
+            }
+        }
+        let Some(l2) = &self.inner.l2 else { return Ok(0) };
+        let snapshot = self.inner.core.order.snapshot(&self.full_key(key));
+        let timestamp = match l2.get(key, settings.l2_timeout).await {
+            Ok(Some(found)) => match decode_entry::<u64>(&*self.inner.core.serializer, &found) {
+                Ok(entry) => entry.value,
+                Err(error) => {
+                    tracing::warn!(store = %self.inner.core.name, key, %error, "undecodable tag entry ignored");
+                    0
+                }
+            },
+            Ok(None) => 0,
+            Err(source) => {
+                // Not cached: L2 may hold an invalidation we could not see.
+                self.l2_failed(key, source, settings)?;
+                return Ok(0);
+            }
+        };
+        if self.inner.l1.is_some() {
+            // Cache what we learned for the store TTL, then read L2 again,
+            // so other instances' invalidations are seen without a bus too.
+            let logical_expiration = settings.ttl.map_or(NEVER, |ttl| ms_after(now, ttl));
+            let copy = L1Entry::decoded(timestamp, now, logical_expiration, &[]);
+            self.write_back(key, copy, snapshot, None, 0).await;
+        }
+        Ok(timestamp)
+    }
+}

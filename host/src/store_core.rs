@@ -1,0 +1,116 @@
+//! The shared state of one store — its name, resolved options, serializer,
+//! tiers, lock tables, events and metrics — and how a change received from
+//! another instance over the bus is applied to its L1. Every [`crate::Cache`]
+//! handle of the store (the root and each namespace) points here; this
+//! module knows nothing of handles or verbs.
+
+use crate::bus::{BusMessage, BusNode, MessageKind};
+use crate::error::Error;
+use crate::events::{CacheEvent, Events};
+use crate::l1::L1;
+use crate::l2::L2Shared;
+use crate::locks::StampedeLocks;
+use crate::options::Settings;
+use crate::ordering::KeyOrder;
+use crate::serializer::Serializer;
+use crate::telemetry::StoreMetrics;
+use bento_plugin_api::Prefix;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Called with every factory error, foreground or background.
+pub type FactoryErrorHook = Arc<dyn Fn(&Error) + Send + Sync>;
+
+/// Shared state of one store.
+pub(crate) struct StoreCore {
+    pub name: Arc<str>,
+    pub settings: Settings,
+    pub serializer: Arc<dyn Serializer>,
+    /// Stampede protection of `get_or_set` (one factory per full key).
+    pub locks: Arc<StampedeLocks>,
+    /// Write order of each full key between L1 and L2.
+    pub order: KeyOrder,
+    pub events: Arc<Events>,
+    pub metrics: StoreMetrics,
+    pub bus: Option<BusNode>,
+    pub on_factory_error: Option<FactoryErrorHook>,
+    /// L1 handle with the empty prefix (bus changes name full prefixes).
+    pub l1_root: Option<L1>,
+    /// What every namespace of the L2 shares (breaker, auto-recovery).
+    pub l2_shared: Option<Arc<L2Shared>>,
+    /// The longest physical lifetime (ms, `u64::MAX` = forever) of a tagged
+    /// entry this store wrote: tag keys must outlive such entries.
+    pub longest_tagged_lifetime: AtomicU64,
+}
+
+impl StoreCore {
+    /// Whether writes of one key must be ordered between two tiers.
+    pub fn is_tiered(&self) -> bool {
+        self.l1_root.is_some() && self.l2_shared.is_some()
+    }
+
+    /// Remember that a tagged entry lives `lifetime_ms` (physically).
+    pub fn tagged_entry_written(&self, lifetime_ms: u64) {
+        self.longest_tagged_lifetime.fetch_max(lifetime_ms, Ordering::Relaxed);
+    }
+
+    /// The single bus notification point: publish `kind` for `keys` of the
+    /// namespace `namespace` (a full prefix), unless the store has no bus.
+    /// A failed publish is queued for retry by the bus node; giving up is
+    /// logged, never surfaced (the change itself happened).
+    pub async fn publish(&self, kind: MessageKind, namespace: &str, keys: Vec<String>) {
+        let Some(bus) = &self.bus else { return };
+        let message = BusMessage::new(kind, namespace, keys);
+        self.metrics.bus_published.increment(1);
+        self.events.emit(|| CacheEvent::BusPublished {
+            store: self.name.clone(),
+            kind,
+            namespace: message.namespace.clone(),
+            keys: message.keys.clone(),
+        });
+        if let Err(error) = bus.publish(&self.name, &message).await {
+            tracing::warn!(store = %self.name, %error, "bus notification dropped");
+        }
+    }
+
+    /// Apply a message received from another instance to this store's L1:
+    /// Set/Expire make the entries logically expired (a stale copy stays
+    /// for grace), Delete removes them, Clear clears the namespace. Never
+    /// re-published.
+    pub async fn apply_message(&self, change: &BusMessage) {
+        let prefix = Prefix::new(&change.namespace);
+        match change.kind {
+            MessageKind::Clear => self.order.changed_all(),
+            _ => change.keys.iter().for_each(|key| self.order.changed(&prefix.key(key))),
+        }
+        match self.l1_root.as_ref().map(|root| root.namespace(&change.namespace)) {
+            Some(Ok(l1)) => {
+                let now = crate::entry::now_ms();
+                match change.kind {
+                    MessageKind::Set | MessageKind::Expire => {
+                        for key in &change.keys {
+                            l1.expire(key, now, self.settings.grace).await;
+                        }
+                    }
+                    MessageKind::Delete => {
+                        for key in &change.keys {
+                            l1.delete(key).await;
+                        }
+                    }
+                    MessageKind::Clear => l1.clear().await,
+                }
+            }
+            Some(Err(error)) => {
+                tracing::warn!(store = %self.name, namespace = %change.namespace, %error, "bus message not applied to L1");
+            }
+            None => {}
+        }
+        self.metrics.bus_received.increment(1);
+        self.events.emit(|| CacheEvent::BusReceived {
+            store: self.name.clone(),
+            kind: change.kind,
+            namespace: change.namespace.clone(),
+            keys: change.keys.clone(),
+        });
+    }
+}
