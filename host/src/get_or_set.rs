@@ -30,7 +30,7 @@ use crate::events::Layer;
 use crate::factory::FactoryContext;
 use crate::locks::{Acquired, LockGuard};
 use crate::options::{CacheOptions, Settings};
-use crate::read::{within_grace, KnownL1, Lookup, Typed};
+use crate::read::{within_grace, KnownL1, Lookup, SeenInL1, Typed};
 use crate::write::{Notify, Write};
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -110,11 +110,11 @@ impl Cache {
         factory: F,
         options: CacheOptions,
         tags: Vec<String>,
-        known: KnownL1,
+        seen: Option<SeenInL1>,
     ) -> Result<T, Error> {
         let settings = self.settings_with(&options)?;
         let span = tracing::debug_span!("bento.get_or_set", store = %self.inner.core.name, key);
-        let call = self.get_or_set_locked(key, factory, settings.clone(), tags, known).instrument(span);
+        let call = self.get_or_set_locked(key, factory, settings.clone(), tags, seen).instrument(span);
         // The hard timeout bounds the whole call, lock waits included; the
         // refresh task (if started) still finishes and caches its value.
         match settings.hard_timeout.filter(|_| tokio::runtime::Handle::try_current().is_ok()) {
@@ -131,13 +131,17 @@ impl Cache {
         factory: F,
         settings: Settings,
         tags: Vec<String>,
-        known: KnownL1,
+        seen: Option<SeenInL1>,
     ) -> Result<T, Error> {
         let started = Instant::now();
         let force_fresh = settings.force_fresh;
         let full_key = self.full_key(key);
-        // Any write of the key after this makes the refresh read L1 again.
-        let snapshot = self.inner.core.order.snapshot(&full_key);
+        let order = &self.inner.core.order;
+        // A change of the store after this makes the refresh read L1 again.
+        let (known, writes) = match seen {
+            Some(SeenInL1 { entry, writes }) => (entry, writes),
+            None => (None, order.writes()),
+        };
         let l1_entry = match (&self.inner.l1, known) {
             (Some(_), Some(entry)) => entry,
             (Some(l1), None) => l1.get(key).await,
@@ -198,7 +202,7 @@ impl Cache {
         let task_settings = settings.clone();
         let task_graced = graced.clone();
         // What L1 held is still what it holds, unless a write intervened.
-        let task_known = self.inner.core.order.unchanged(&snapshot).then_some(l1_entry);
+        let task_known = (self.inner.core.order.writes() == writes).then_some(l1_entry);
         let span = tracing::Span::current();
         tokio::spawn(
             async move {

@@ -250,24 +250,33 @@ impl L2 {
         self.shared.recovery.push(target, self.driver.clone(), key.to_string(), self.prefix.as_str().to_string(), op);
     }
 
-    /// Queue `op` for `key` when it must wait behind a pending one, or run
-    /// `call` and queue `op` when it fails.
+    /// Run `call` for `key`, keeping the order with operations pending in
+    /// the auto-recovery queue. With `queue`, an operation that fails, or
+    /// must wait behind a pending one, is queued for replay (`Ok(None)`
+    /// when it waits). Without, it fails instead of waiting, and is not
+    /// replayed (its error reaches the caller, who then knows).
     async fn write<R>(
         &self,
         key: &str,
         op: impl FnOnce() -> PendingOp,
         call: impl Future<Output = Result<R, DriverError>>,
         timeout: Option<Duration>,
+        queue: bool,
     ) -> Result<Option<R>, DriverError> {
         let full_key = self.full_key(key);
         if self.shared.recovery.blocks(&full_key) {
+            if !queue {
+                return Err(behind_pending());
+            }
             self.queue(Target::Key(full_key), key, op());
             return Ok(None);
         }
         match self.shared.call(timeout, call).await {
             Ok(answer) => Ok(Some(answer)),
             Err(error) => {
-                self.queue(Target::Key(full_key), key, op());
+                if queue {
+                    self.queue(Target::Key(full_key), key, op());
+                }
                 Err(error)
             }
         }
@@ -324,7 +333,8 @@ impl L2 {
     }
 
     /// Store `bytes` until `physical_expiration` (ms, `None` = forever).
-    /// `notify`: the bus Set the write owes, published after a replay.
+    /// `notify`: the bus Set the write owes, published after a replay;
+    /// `queue`: whether a failure is queued for replay (see `write`).
     pub async fn set(
         &self,
         key: &str,
@@ -332,12 +342,13 @@ impl L2 {
         physical_expiration: Option<u64>,
         notify: bool,
         timeout: Option<Duration>,
+        queue: bool,
     ) -> Result<Reached, DriverError> {
         let Some(ttl) = ttl_until(physical_expiration, now_ms()) else {
             return self.delete(key, timeout).await.map(|_| Reached::Now(false));
         };
         let op = || PendingOp::Set { bytes: bytes.clone(), physical_expiration, notify };
-        let answer = self.write(key, op, self.driver.set(key, bytes.clone(), ttl), timeout).await?;
+        let answer = self.write(key, op, self.driver.set(key, bytes.clone(), ttl), timeout, queue).await?;
         Ok(answer.map_or(Reached::Queued, Reached::Now))
     }
 
@@ -347,9 +358,13 @@ impl L2 {
         items: Vec<(String, Vec<u8>, Option<u64>)>,
         notify: bool,
         timeout: Option<Duration>,
+        queue: bool,
     ) -> Result<Reached, DriverError> {
         let now = now_ms();
         let blocked = items.iter().any(|(key, ..)| self.shared.recovery.blocks(&self.full_key(key)));
+        if blocked && !queue {
+            return Err(behind_pending());
+        }
         let batch: Vec<SetItem> = items
             .iter()
             .filter_map(|(key, value, at)| {
@@ -360,7 +375,7 @@ impl L2 {
         match result {
             Some(Ok(stored)) => Ok(Reached::Now(stored)),
             failed => {
-                for (key, bytes, physical_expiration) in items {
+                for (key, bytes, physical_expiration) in items.into_iter().filter(|_| queue) {
                     let op = PendingOp::Set { bytes, physical_expiration, notify };
                     self.queue(Target::Key(self.full_key(&key)), &key, op);
                 }
@@ -374,7 +389,7 @@ impl L2 {
 
     /// Delete `key`; `Some(existed)` when L2 answered, `None` when queued.
     pub async fn delete(&self, key: &str, timeout: Option<Duration>) -> Result<Option<bool>, DriverError> {
-        self.write(key, || PendingOp::Delete, self.driver.delete(key), timeout).await
+        self.write(key, || PendingOp::Delete, self.driver.delete(key), timeout, true).await
     }
 
     /// Delete `keys` in one driver call; how many existed.
@@ -438,6 +453,14 @@ impl L2 {
     pub async fn disconnect(&self) -> Result<(), DriverError> {
         self.driver.disconnect().await
     }
+}
+
+/// The error of a write that cannot wait behind a pending operation.
+fn behind_pending() -> DriverError {
+    DriverError::new(
+        ErrorKind::CONNECTION,
+        "L2 has not yet taken an earlier operation on this key (queued for auto-recovery)",
+    )
 }
 
 /// Decode an L2 value as an entry of `V`, applying a pending expire.

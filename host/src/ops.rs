@@ -198,15 +198,15 @@ impl<'a, T: CacheValue, F: Factory<T>> IntoFuture for GetOrSet<'a, T, F> {
     fn into_future(self) -> Self::IntoFuture {
         let force_fresh =
             self.options.as_ref().and_then(|options| options.force_fresh).unwrap_or(self.cache.settings().force_fresh);
-        let known = match force_fresh {
+        let seen = match force_fresh {
             true => None,
-            false => match self.cache.probe_l1::<T>(self.key) {
-                Probe::Hit(value) => return CacheFuture::ready(value),
-                Probe::Miss(known) => known,
+            false => match self.cache.probe_l1_tracked::<T>(self.key) {
+                Ok(value) => return CacheFuture::ready(value),
+                Err(seen) => Some(seen),
             },
         };
         let options = self.options.map(|options| *options).unwrap_or_default();
-        CacheFuture::pending(self.cache.get_or_set_slow(self.key, self.factory, options, self.tags, known))
+        CacheFuture::pending(self.cache.get_or_set_slow(self.key, self.factory, options, self.tags, seen))
     }
 }
 

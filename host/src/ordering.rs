@@ -26,6 +26,8 @@ pub(crate) struct KeyOrder {
     locks: Arc<StampedeLocks>,
     stripes: Box<[AtomicU64]>,
     epoch: AtomicU64,
+    /// Every change of any key of the store (see [`KeyOrder::writes`]).
+    writes: AtomicU64,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -43,6 +45,7 @@ impl Default for KeyOrder {
             locks: Arc::default(),
             stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             epoch: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
             hasher: std::collections::hash_map::RandomState::new(),
         }
     }
@@ -89,14 +92,24 @@ impl KeyOrder {
             && self.epoch.load(Ordering::SeqCst) == snapshot.epoch
     }
 
-    /// Record that `full_key` changes (before changing L1).
+    /// Record that `full_key` changed (once its L1 and L2 effects are done).
     pub fn changed(&self, full_key: &str) {
         self.stripes[self.stripe(full_key)].fetch_add(1, Ordering::SeqCst);
+        self.writes.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Record that a whole namespace changes (a clear).
+    /// Record that a whole namespace changed (a clear).
     pub fn changed_all(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.writes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// How many changes the store has seen: read before looking a key up
+    /// in L1, it tells later whether what L1 showed may have changed since
+    /// (one load, no hashing — cheap enough for the hit path).
+    #[inline]
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::SeqCst)
     }
 
     /// Keys with a writer holding or awaiting their order (tests).

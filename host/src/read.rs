@@ -43,6 +43,13 @@ pub(crate) enum Probe<T> {
     Miss(KnownL1),
 }
 
+/// What L1 showed before a miss: the entry (see [`KnownL1`]) and the
+/// store's change count read before looking ([`crate::ordering::KeyOrder::writes`]).
+pub(crate) struct SeenInL1 {
+    pub entry: KnownL1,
+    pub writes: u64,
+}
+
 /// The L1 entry of a key as already read (`Some(None)`: L1 has nothing),
 /// or `None` when L1 must still be read.
 pub(crate) type KnownL1 = Option<Option<L1Entry>>;
@@ -112,6 +119,22 @@ impl Cache {
     /// expire. Anything else is a [`Probe::Miss`] for [`Cache::read`].
     #[inline]
     pub(crate) fn probe_l1<T: CacheValue>(&self, key: &str) -> Probe<T> {
+        self.probe_l1_at(key)
+    }
+
+    /// [`Cache::probe_l1`], also telling the store's change count before
+    /// the lookup (`get_or_set` then knows whether L1 changed since).
+    #[inline]
+    pub(crate) fn probe_l1_tracked<T: CacheValue>(&self, key: &str) -> Result<T, SeenInL1> {
+        let writes = self.inner.core.order.writes();
+        match self.probe_l1_at(key) {
+            Probe::Hit(value) => Ok(value),
+            Probe::Miss(entry) => Err(SeenInL1 { entry, writes }),
+        }
+    }
+
+    #[inline(always)]
+    fn probe_l1_at<T: CacheValue>(&self, key: &str) -> Probe<T> {
         let Some(l1) = &self.inner.l1 else { return Probe::Miss(Some(None)) };
         if !l1.is_in_process() {
             return Probe::Miss(None);
@@ -290,7 +313,7 @@ impl Cache {
     /// Tag state from L1 alone; `None` when a timestamp must be read from
     /// L2 (not in L1, or no longer fresh there).
     pub(crate) fn tag_state_l1(&self, tags: &[String], created_at: u64) -> Option<TagState> {
-        let l1 = self.inner.l1.as_ref()?;
+        let l1 = self.inner.l1.as_ref().filter(|l1| l1.is_in_process())?;
         let now = now_ms();
         // Without an L2, L1 is the whole truth: no tag key = never invalidated.
         let authoritative = self.inner.l2.is_none();

@@ -69,7 +69,9 @@ impl Cache {
     /// Write `writes` to L1, then L2 (unless `skip_l2_write`; one batched
     /// call for several), then notify the bus (unless `skip_bus_notify`).
     /// Returns whether L2 (or L1 alone) accepted them; with L2 errors
-    /// suppressed, a failed L2 write returns `Ok(false)`.
+    /// suppressed, a failed L2 write returns `Ok(false)` and is queued for
+    /// auto-recovery. A failure that reaches the caller is not replayed
+    /// (unless it is a tag invalidation, `Notify::Now`).
     pub(crate) async fn write_entries<T: CacheValue>(
         &self,
         writes: Vec<Write<'_, T>>,
@@ -122,13 +124,16 @@ impl Cache {
                 .zip(encoded)
                 .map(|(write, bytes)| (write.key.to_string(), bytes.unwrap_or_default(), write.physical_expiration))
                 .collect();
-            let replay_notifies = tell_bus;
+            // Replayed later only when the caller is not told it failed,
+            // or when it is an invalidation (which must never be lost).
+            let queue = settings.suppress_l2_errors || notify == Notify::Now;
+            let timeout = settings.l2_timeout;
             let result = match items.len() {
                 1 => {
                     let (key, bytes, at) = items.remove(0);
-                    l2.set(&key, bytes, at, replay_notifies, settings.l2_timeout).await
+                    l2.set(&key, bytes, at, tell_bus, timeout, queue).await
                 }
-                _ => l2.set_many(items, replay_notifies, settings.l2_timeout).await,
+                _ => l2.set_many(items, tell_bus, timeout, queue).await,
             };
             match result {
                 Ok(answer) => reached = answer,
@@ -149,7 +154,8 @@ impl Cache {
         }
         Ok(match reached {
             Reached::Now(stored) => stored,
-            Reached::Queued => true,
+            // L2 has not taken it yet: the replay will.
+            Reached::Queued => false,
         })
     }
 
