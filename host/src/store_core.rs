@@ -7,7 +7,8 @@
 use crate::bus::{BusMessage, BusNode, MessageKind};
 use crate::error::Error;
 use crate::events::{CacheEvent, Events};
-use crate::l1::L1;
+use crate::l1::{L1Entry, L1, NEVER};
+use crate::tags::{HARD_TAG_PREFIX, SOFT_TAG_PREFIX};
 use crate::l2::L2Shared;
 use crate::locks::StampedeLocks;
 use crate::options::Settings;
@@ -73,6 +74,20 @@ impl StoreCore {
         }
     }
 
+    /// Another instance invalidated a tag: its new timestamp is in L2, which
+    /// may be unreachable (the sender publishes even then). Until L2 is read
+    /// again (after the store TTL, as any cached tag timestamp), this
+    /// instance uses the receive time: at or after the sender's, so every
+    /// entry the sender invalidated is invalid here too (an entry created
+    /// in between is invalidated as well — one extra miss, never a wrong
+    /// value).
+    async fn tag_invalidated(&self, l1: &L1, key: &str, now: u64) {
+        let earlier = l1.get(key).await.and_then(|entry| entry.value::<u64>(&*self.serializer)).unwrap_or(0);
+        let logical_expiration = self.settings.ttl.map_or(NEVER, |ttl| crate::entry::ms_after(now, ttl));
+        let entry = L1Entry::decoded(now.max(earlier), now, logical_expiration, &[]);
+        l1.set(key, entry, logical_expiration, now, 0).await;
+    }
+
     /// Apply a message received from another instance to this store's L1:
     /// Set/Expire make the entries logically expired (a stale copy stays
     /// for grace), Delete removes them, Clear clears the namespace. Never
@@ -89,7 +104,11 @@ impl StoreCore {
                 match change.kind {
                     MessageKind::Set | MessageKind::Expire => {
                         for key in &change.keys {
-                            l1.expire(key, now, self.settings.grace).await;
+                            if change.kind == MessageKind::Set && is_tag_key(key) {
+                                self.tag_invalidated(&l1, key, now).await;
+                            } else {
+                                l1.expire(key, now, self.settings.grace).await;
+                            }
                         }
                     }
                     MessageKind::Delete => {
@@ -113,4 +132,9 @@ impl StoreCore {
             keys: change.keys.clone(),
         });
     }
+}
+
+/// True for the keys tag invalidations write (`___bc:t:<tag>`, `___bc:te:<tag>`).
+fn is_tag_key(key: &str) -> bool {
+    key.starts_with(HARD_TAG_PREFIX) || key.starts_with(SOFT_TAG_PREFIX)
 }
