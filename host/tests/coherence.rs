@@ -77,16 +77,23 @@ async fn invalidations_reach_other_instances_while_l2_is_down() {
     let keys = ["d1", "m1", "m2", "e1", "t1", "s1", "c1"];
     for key in keys {
         a.set(key, key.to_string()).tags([format!("tag_{key}")]).await.unwrap();
-        assert_eq!(b.get::<String>(key).await.unwrap().as_deref(), Some(key), "b has {key} in its L1");
+    }
+    // Once A's Set notifications have reached B (a notification arriving
+    // during B's read would rightly stop B from caching what it read).
+    tokio::time::sleep(ms(200)).await;
+    for key in keys {
+        assert_eq!(b.get::<String>(key).await.unwrap().as_deref(), Some(key), "b caches {key} in its L1");
     }
     let mut events = a.subscribe();
     proxy.cut();
+    tokio::time::sleep(ms(100)).await; // the proxy drops open connections within 20 ms
 
     a.delete("d1").await.expect("suppressed");
     a.delete_many(&["m1", "m2"]).await.expect("suppressed");
     a.expire("e1").await.expect("suppressed");
     a.delete_by_tag(&["tag_t1"]).await.expect("suppressed");
     a.expire_by_tag(&["tag_s1"]).await.expect("suppressed");
+    tokio::time::sleep(ms(200)).await; // bus delivery to B
     let mut seen = Vec::new();
     while let Ok(event) = events.try_recv() {
         seen.push(event);
@@ -110,6 +117,7 @@ async fn invalidations_reach_other_instances_while_l2_is_down() {
 
     let mut events = a.subscribe();
     a.clear().await.expect("suppressed");
+    tokio::time::sleep(ms(200)).await; // bus delivery to B
     assert!(matches!(events.try_recv(), Ok(CacheEvent::BusPublished { .. }) | Ok(CacheEvent::Cleared { .. })));
     assert_eq!(b.get::<String>("c1").await.unwrap(), None, "B's L1 cleared through the bus");
     proxy.restore();
