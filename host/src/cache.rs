@@ -5,12 +5,12 @@
 //! `read.rs`, how they are written in `write.rs`; the verbs live in
 //! `verbs.rs` and `get_or_set.rs`.
 
-use crate::store_core::StoreCore;
 use crate::error::Error;
 use crate::events::{CacheEvent, Layer};
 use crate::l1::L1;
 use crate::l2::L2;
 use crate::options::{CacheOptions, Settings};
+use crate::store_core::StoreCore;
 use bento_plugin_api::{DriverError, Prefix};
 use serde::de::DeserializeOwned;
 use serde::Serialize;

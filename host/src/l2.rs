@@ -300,7 +300,11 @@ impl L2 {
     }
 
     /// Values of `keys`, in order, in one driver call.
-    pub async fn get_many(&self, keys: &[String], timeout: Option<Duration>) -> Result<Vec<Option<L2Value>>, DriverError> {
+    pub async fn get_many(
+        &self,
+        keys: &[String],
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Option<L2Value>>, DriverError> {
         let found = self.shared.call(timeout, self.driver.get_many(keys)).await?;
         if found.len() != keys.len() {
             return Err(DriverError::backend(format!(

@@ -15,7 +15,7 @@
 //! write-back skip, which costs a later L2 read, never a wrong value.
 
 use crate::locks::{LockGuard, StampedeLocks};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -53,9 +53,7 @@ impl Default for KeyOrder {
 
 impl KeyOrder {
     fn stripe(&self, full_key: &str) -> usize {
-        let mut hasher = self.hasher.build_hasher();
-        full_key.hash(&mut hasher);
-        (hasher.finish() as usize) % STRIPES
+        (self.hasher.hash_one(full_key) as usize) % STRIPES
     }
 
     /// Hold the write order of `full_key` (released on drop).

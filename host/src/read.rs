@@ -96,7 +96,12 @@ impl Decoder for Presence {
 
     fn from_l2(serializer: &dyn Serializer, found: &L2Value) -> Result<Entry<()>, BoxError> {
         let entry: Entry<IgnoredAny> = decode_entry(serializer, found)?;
-        Ok(Entry { value: (), logical_expiration: entry.logical_expiration, tags: entry.tags, created_at: entry.created_at })
+        Ok(Entry {
+            value: (),
+            logical_expiration: entry.logical_expiration,
+            tags: entry.tags,
+            created_at: entry.created_at,
+        })
     }
 
     fn to_l1(_: &Entry<()>) -> Option<L1Entry> {
@@ -192,7 +197,12 @@ impl Cache {
 
     /// An entry found outside [`Cache::read`] (an atomic pull) judged by
     /// the same rules: tags, then freshness, then grace.
-    pub(crate) async fn judge<V>(&self, mut entry: Entry<V>, layer: Layer, settings: &Settings) -> Result<Lookup<V>, Error> {
+    pub(crate) async fn judge<V>(
+        &self,
+        mut entry: Entry<V>,
+        layer: Layer,
+        settings: &Settings,
+    ) -> Result<Lookup<V>, Error> {
         let state = self.tag_state(&entry.tags, entry.created_at, settings).await?;
         if state == TagState::Deleted {
             return Ok(Lookup::Missing);

@@ -5,8 +5,6 @@
 
 use crate::bus::{BusMessage, BusNode};
 use crate::cache::Cache;
-use crate::store_core::FactoryErrorHook;
-use crate::store_core::StoreCore;
 use crate::driver::Driver;
 use crate::error::Error;
 use crate::events::Events;
@@ -15,6 +13,8 @@ use crate::l2::{CircuitBreaker, L2Driver, L2Shared, L2};
 use crate::options::{CacheOptions, Settings};
 use crate::recovery::AutoRecovery;
 use crate::serializer::{JsonSerializer, Serializer};
+use crate::store_core::FactoryErrorHook;
+use crate::store_core::StoreCore;
 use crate::telemetry::StoreMetrics;
 use futures::FutureExt;
 use std::sync::Arc;

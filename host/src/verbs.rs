@@ -115,7 +115,8 @@ impl Cache {
         let settings = &self.inner.core.settings;
         let core = &self.inner.core;
         let full_key = self.full_key(key);
-        let guard = if self.inner.l2.is_none() || core.is_tiered() { Some(core.order.lock(&full_key).await) } else { None };
+        let guard =
+            if self.inner.l2.is_none() || core.is_tiered() { Some(core.order.lock(&full_key).await) } else { None };
         let found = match &self.inner.l2 {
             None => self.read_one::<Typed<T>>(key, None, settings).await?,
             Some(l2) => match l2.pull(key, settings.l2_timeout).await {
@@ -254,7 +255,12 @@ impl Cache {
         settings: &crate::options::Settings,
     ) -> Result<bool, Error> {
         let now = now_ms();
-        let entry = Entry { value, logical_expiration: crate::entry::logical_expiration(now, settings.ttl), tags, created_at: now };
+        let entry = Entry {
+            value,
+            logical_expiration: crate::entry::logical_expiration(now, settings.ttl),
+            tags,
+            created_at: now,
+        };
         let stored = self.write_entries(vec![Write::new(key, entry, settings.grace)], settings, Notify::AfterL2).await;
         self.written([key]);
         stored

@@ -15,7 +15,6 @@
 
 use crate::bus::MessageKind;
 use crate::cache::{Cache, CacheValue};
-use crate::store_core::StoreCore;
 use crate::entry::{ms_after, now_ms, Entry};
 use crate::error::Error;
 use crate::events::CacheEvent;
@@ -25,6 +24,7 @@ use crate::options::Settings;
 use crate::ordering::Snapshot;
 use crate::recovery::{PendingOp, Target};
 use crate::serializer;
+use crate::store_core::StoreCore;
 use bento_plugin_api::DriverError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -242,7 +242,8 @@ impl Cache {
         match kind {
             MessageKind::Clear => {
                 core.publish(kind, self.prefix(), keys).await;
-                core.events.emit(|| CacheEvent::Cleared { store: core.name.clone(), namespace: self.inner.namespace.clone() });
+                core.events
+                    .emit(|| CacheEvent::Cleared { store: core.name.clone(), namespace: self.inner.namespace.clone() });
             }
             _ => {
                 core.publish(kind, self.prefix(), keys.clone()).await;

@@ -187,7 +187,7 @@ async fn pull_is_atomic_on_one_and_across_instances() {
     let prefix = unique_prefix("pull_l2");
     let store = Store::builder().l2(redis_driver(&url).await).options(CacheOptions::new().prefix(&prefix));
     let l2_only = Bento::builder().store("main", store).build().await.unwrap();
-    let winners = pull_race(&[l2_only.clone()], 20, 8).await;
+    let winners = pull_race(&[l2_only], 20, 8).await;
     assert_eq!(winners, 20, "exactly one winner per key (L2 only)");
 
     // Two instances with L1 + L2 + bus.
@@ -233,8 +233,9 @@ struct State {
 async fn get_many_and_has_agree_with_get_in_every_key_state() {
     for backend in backends("get_many_agrees") {
         let grace = Duration::from_secs(60);
-        let s = setup(&backend, "get_many_agrees", SetupOptions { l1: true, options: CacheOptions::new().grace(grace) })
-            .await;
+        let s =
+            setup(&backend, "get_many_agrees", SetupOptions { l1: true, options: CacheOptions::new().grace(grace) })
+                .await;
         let other = sibling(&s, CacheOptions::new().grace(grace)).await;
         let short = ms(300);
         let states = [
