@@ -17,9 +17,6 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 const CHILD: &str = "BENTO_BUS_CHILD";
-const REDIS_URL: &str = "BENTO_BUS_CHILD_REDIS_URL";
-const STORE: &str = "BENTO_BUS_CHILD_STORE";
-const PREFIX: &str = "BENTO_BUS_CHILD_PREFIX";
 
 /// The child role: does nothing unless started by
 /// `separate_processes_see_each_others_invalidations`.
@@ -28,14 +25,7 @@ fn child_instance() {
     if std::env::var_os(CHILD).is_none() {
         return;
     }
-    let env = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is set for the child"));
-    let config = InstanceConfig {
-        redis_url: env(REDIS_URL),
-        bus: BusServer::Redis,
-        bus_url: env(REDIS_URL),
-        store: env(STORE),
-        prefix: env(PREFIX),
-    };
+    let config = InstanceConfig::from_env(CHILD);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     runtime.block_on(serve(config));
 }
@@ -88,9 +78,7 @@ impl ChildInstance {
         let mut process = Command::new(std::env::current_exe().expect("test binary path"))
             .args(["child_instance", "--exact", "--nocapture", "--test-threads=1"])
             .env(CHILD, "1")
-            .env(REDIS_URL, &config.redis_url)
-            .env(STORE, &config.store)
-            .env(PREFIX, &config.prefix)
+            .envs(config.to_env(CHILD))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -123,61 +123,60 @@ async fn invalidations_reach_other_instances_while_l2_is_down() {
     proxy.restore();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_concurrent_writers_leave_l1_and_l2_equal() {
-    let Some(url) = redis_url("two_concurrent_writers_leave_l1_and_l2_equal") else { return };
-    let prefix = unique_prefix("writers");
+/// Run `rounds` rounds of `race` (two concurrent operations on one of 10
+/// keys of a fresh L1 + Redis store) and count the rounds after which this
+/// process's `get` (served by L1 when it holds the key) differed from L2.
+async fn divergent_rounds<Fut>(test: &str, rounds: u64, race: impl Fn(Bento, String, u64) -> Fut) -> Option<usize>
+where
+    Fut: std::future::Future<Output = ()>,
+{
+    let url = redis_url(test)?;
+    let prefix = unique_prefix(test);
     let bento = instance(&url, &prefix, None, CacheOptions::new()).await;
     let raw = redis_driver(&url).await;
     let mut divergent = 0;
-    for round in 0..3000u64 {
+    for round in 0..rounds {
         let key = format!("k{}", round % 10);
-        let (one, two) = (bento.clone(), bento.clone());
-        let (k1, k2) = (key.clone(), key.clone());
-        let first = tokio::spawn(async move { one.set(&k1, round * 2).await });
+        race(bento.clone(), key.clone(), round).await;
+        let l1 = bento.get::<u64>(&key).await.unwrap();
+        let l2 = l2_value(&raw, &prefix, &key).await.map(|value| value.as_u64().expect("a number"));
+        divergent += usize::from(l1 != l2);
+    }
+    Some(divergent)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_writers_leave_l1_and_l2_equal() {
+    let divergent = divergent_rounds("writers", 3000, |bento, key, round| async move {
+        let (one, two, other_key) = (bento.clone(), bento, key.clone());
+        let first = tokio::spawn(async move { one.set(&key, round * 2).await.map(drop) });
         let second = tokio::spawn(async move {
-            if round % 2 == 0 {
-                two.set(&k2, round * 2 + 1).await.map(drop)
-            } else {
-                two.delete(&k2).await.map(drop)
+            match round % 2 {
+                0 => two.set(&other_key, round * 2 + 1).await.map(drop),
+                _ => two.delete(&other_key).await.map(drop),
             }
         });
         first.await.unwrap().unwrap();
         second.await.unwrap().unwrap();
-        let l1 = bento.get::<u64>(&key).await.unwrap();
-        let l2 = l2_value(&raw, &prefix, &key).await.map(|value| value.as_u64().expect("a number"));
-        if l1 != l2 {
-            divergent += 1;
-        }
-    }
-    assert_eq!(divergent, 0, "rounds where this process's L1 differed from L2");
+    })
+    .await;
+    assert_eq!(divergent.unwrap_or(0), 0, "rounds where this process's L1 differed from L2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_racing_get_or_set_leaves_l1_and_l2_equal() {
-    let Some(url) = redis_url("set_racing_get_or_set_leaves_l1_and_l2_equal") else { return };
-    let prefix = unique_prefix("set_vs_gos");
-    let bento = instance(&url, &prefix, None, CacheOptions::new()).await;
-    let raw = redis_driver(&url).await;
-    let mut divergent = 0;
-    for round in 0..1000u64 {
-        let key = format!("k{}", round % 10);
+    let divergent = divergent_rounds("set_vs_gos", 1000, |bento, key, round| async move {
         bento.delete(&key).await.unwrap();
-        let (one, two) = (bento.clone(), bento.clone());
-        let (k1, k2) = (key.clone(), key.clone());
-        let setter = tokio::spawn(async move { one.set(&k1, round * 2).await });
+        let (one, two, other_key) = (bento.clone(), bento, key.clone());
+        let setter = tokio::spawn(async move { one.set(&key, round * 2).await.map(drop) });
         let reader = tokio::spawn(async move {
-            two.get_or_set(&k2, move |_ctx| async move { Ok::<_, bento::BoxError>(round * 2 + 1) }).await
+            two.get_or_set(&other_key, move |_ctx| async move { Ok::<_, bento::BoxError>(round * 2 + 1) }).await
         });
         setter.await.unwrap().unwrap();
         reader.await.unwrap().unwrap();
-        let l1 = bento.get::<u64>(&key).await.unwrap();
-        let l2 = l2_value(&raw, &prefix, &key).await.map(|value| value.as_u64().expect("a number"));
-        if l1 != l2 {
-            divergent += 1;
-        }
-    }
-    assert_eq!(divergent, 0, "rounds where L1 differed from L2");
+    })
+    .await;
+    assert_eq!(divergent.unwrap_or(0), 0, "rounds where L1 differed from L2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

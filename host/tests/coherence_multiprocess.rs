@@ -13,9 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const CHILD: &str = "BENTO_CHURN_CHILD";
-const REDIS_URL: &str = "BENTO_CHURN_REDIS_URL";
-const STORE: &str = "BENTO_CHURN_STORE";
-const PREFIX: &str = "BENTO_CHURN_PREFIX";
+const CONFIG: &str = "BENTO_CHURN";
 const DEADLINE_MS: &str = "BENTO_CHURN_DEADLINE_MS";
 
 const KEYS: u64 = 50;
@@ -31,15 +29,8 @@ fn epoch_ms() -> u64 {
 fn churn_child() {
     let Some(id) = std::env::var_os(CHILD) else { return };
     let id: u64 = id.to_string_lossy().parse().expect("child id");
-    let env = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is set for the child"));
-    let config = InstanceConfig {
-        redis_url: env(REDIS_URL),
-        bus: BusServer::Redis,
-        bus_url: env(REDIS_URL),
-        store: env(STORE),
-        prefix: env(PREFIX),
-    };
-    let deadline: u64 = env(DEADLINE_MS).parse().expect("deadline");
+    let config = InstanceConfig::from_env(CONFIG);
+    let deadline: u64 = std::env::var(DEADLINE_MS).ok().and_then(|ms| ms.parse().ok()).expect("deadline is set");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let mismatches = runtime.block_on(churn(id, config, deadline));
     println!("RESULT {mismatches}");
@@ -108,15 +99,14 @@ fn two_processes_churning_one_cache_end_with_l1_equal_to_l2() {
     }
     let Some((redis_url, _)) = servers(BusServer::Redis, "two_processes_churning_one_cache") else { return };
     let (store, prefix) = unique_store("churn");
+    let config = InstanceConfig { bus_url: redis_url.clone(), redis_url, bus: BusServer::Redis, store, prefix };
     let deadline = epoch_ms() + 5_000 + CHURN.as_millis() as u64;
     let children: Vec<_> = (1..=2)
         .map(|id| {
             Command::new(std::env::current_exe().expect("test binary path"))
                 .args(["churn_child", "--exact", "--nocapture", "--test-threads=1"])
                 .env(CHILD, id.to_string())
-                .env(REDIS_URL, &redis_url)
-                .env(STORE, &store)
-                .env(PREFIX, &prefix)
+                .envs(config.to_env(CONFIG))
                 .env(DEADLINE_MS, deadline.to_string())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())

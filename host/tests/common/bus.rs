@@ -89,6 +89,35 @@ pub struct InstanceConfig {
     pub prefix: String,
 }
 
+impl InstanceConfig {
+    /// The config a parent test passed to a child process through the
+    /// environment variables `<var_prefix>_REDIS_URL`, `_STORE`, `_PREFIX`
+    /// (Redis for L2 and the bus).
+    pub fn from_env(var_prefix: &str) -> InstanceConfig {
+        let env = |name: &str| {
+            let name = format!("{var_prefix}_{name}");
+            std::env::var(&name).unwrap_or_else(|_| panic!("{name} is set for the child"))
+        };
+        let redis_url = env("REDIS_URL");
+        InstanceConfig {
+            bus_url: redis_url.clone(),
+            redis_url,
+            bus: BusServer::Redis,
+            store: env("STORE"),
+            prefix: env("PREFIX"),
+        }
+    }
+
+    /// The environment [`InstanceConfig::from_env`] reads.
+    pub fn to_env(&self, var_prefix: &str) -> Vec<(String, String)> {
+        vec![
+            (format!("{var_prefix}_REDIS_URL"), self.redis_url.clone()),
+            (format!("{var_prefix}_STORE"), self.store.clone()),
+            (format!("{var_prefix}_PREFIX"), self.prefix.clone()),
+        ]
+    }
+}
+
 /// One cache instance: its `Bento`, its bus node and how many bus
 /// messages its store has applied to L1.
 pub struct Instance {
