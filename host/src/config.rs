@@ -25,7 +25,7 @@
 //! [`BentoConfig`] is `Deserialize`, so an application can embed it in its
 //! own configuration (`cache: BentoConfig`) and call [`BentoConfig::build`].
 //! [`BentoConfig::from_toml`] reports errors with the path of the field:
-//! `stores.main.l1.max_items: invalid type: string "many", expected an integer (line 4)`.
+//! `stores.main.l1.max_items: expected an integer, got string "many" (line 4)`.
 
 use crate::bento::{Bento, BentoBuilder};
 use crate::driver::{Bus, Driver, DriverOptions};
@@ -181,8 +181,8 @@ impl std::str::FromStr for BentoConfig {
 
 impl BentoConfig {
     /// Parse a TOML configuration (see the module docs). Errors name the
-    /// field and line: `stores.main.options.ttl: invalid type: integer
-    /// `5`, expected a duration like "10s" or "2.5h", or false (line 3)`.
+    /// field and line: `stores.main.options.ttl: expected a duration like
+    /// "10s" or "2.5h", or false, got integer `5` (line 3)`.
     pub fn from_toml(text: &str) -> Result<Self, Error> {
         let deserializer =
             toml::Deserializer::parse(text).map_err(|error| Error::Config(describe(None, &error, text)))?;
@@ -275,12 +275,20 @@ async fn in_field<T>(store: &str, part: &str, step: impl std::future::Future<Out
     step.await.map_err(|source| Error::ConfigField { field: format!("stores.{store}.{part}"), source: Box::new(source) })
 }
 
-/// `path: message (line N)`.
+/// `path: message (line N)`, with serde's "invalid type: string "many",
+/// expected an integer" turned around to read "expected an integer, got
+/// string "many"".
 fn describe(path: Option<String>, error: &toml::de::Error, text: &str) -> String {
     let line = error.span().map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+    let raw = error.message().trim_end();
+    let reworded = ["invalid type: ", "invalid value: "].iter().find_map(|head| {
+        let (got, expected) = raw.strip_prefix(head)?.split_once(", expected ")?;
+        Some(format!("expected {expected}, got {got}"))
+    });
+    let detail = reworded.as_deref().unwrap_or(raw);
     let mut message = match path.as_deref() {
-        Some(path) if path != "." => format!("{path}: {}", error.message()),
-        _ => error.message().to_string(),
+        Some(path) if path != "." => format!("{path}: {detail}"),
+        _ => detail.to_string(),
     };
     if let Some(line) = line {
         message.push_str(&format!(" (line {line})"));

@@ -93,7 +93,7 @@ pub use ops::{CacheFuture, Get, GetOrSet, Set};
 pub use options::CacheOptions;
 pub use config::{BentoConfig, L1Config, PluginRef, StoreConfig};
 pub use human::{parse_duration, parse_size};
-pub use plugin::{plugin_file_name, Plugin, PluginInfo, PluginKind, PluginSet};
+pub use plugin::{plugin_file_name, plugin_files, Plugin, PluginInfo, PluginKind, PluginSet};
 pub use serializer::{JsonSerializer, Serializer};
 pub use store::{FactoryErrorHook, Store, StoreBuilder};
 pub use tags::{HARD_TAG_PREFIX, SOFT_TAG_PREFIX};

@@ -56,6 +56,20 @@ pub fn plugin_file_name(crate_name: &str) -> String {
     format!("{}{stem}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX)
 }
 
+/// The files of `folder` that [`Plugin::load_folder`] loads: those named
+/// like a library of this platform (`lib*.so`, `lib*.dylib`, `*.dll`),
+/// sorted.
+pub fn plugin_files(folder: impl AsRef<Path>) -> Result<Vec<PathBuf>, Error> {
+    let folder = folder.as_ref();
+    let entries = std::fs::read_dir(folder).map_err(|source| Error::PluginFolder { path: folder.to_owned(), source })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.is_file() && is_plugin_file_name(path))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
 fn is_plugin_file_name(path: &Path) -> bool {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
     name.starts_with(std::env::consts::DLL_PREFIX) && name.ends_with(std::env::consts::DLL_SUFFIX)
@@ -176,15 +190,8 @@ impl Plugin {
     /// buses of one name are refused. See [`PluginSet`].
     pub fn load_folder(folder: impl AsRef<Path>) -> Result<PluginSet, Error> {
         let folder = folder.as_ref();
-        let entries =
-            std::fs::read_dir(folder).map_err(|source| Error::PluginFolder { path: folder.to_owned(), source })?;
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|path| path.is_file() && is_plugin_file_name(path))
-            .collect();
-        paths.sort();
         let mut set = PluginSet::default();
-        for path in paths {
+        for path in plugin_files(folder)? {
             let plugin = Plugin::load(&path)?;
             set.insert(plugin)?;
         }

@@ -220,3 +220,28 @@ mod tests {
         assert_eq!(host_port("mysql://root:pw@localhost:3306/test?x=1"), "localhost:3306");
     }
 }
+
+/// Crate names of every plugin the workspace ships (drivers and buses).
+pub const BUNDLED_PLUGINS: &[&str] = &[
+    "bento-driver-memory",
+    "bento-driver-redis",
+    "bento-driver-file",
+    "bento-driver-sqlite",
+    "bento-driver-postgres",
+    "bento-driver-mysql",
+    "bento-bus-redis",
+    "bento-bus-nats",
+];
+
+/// A temporary folder holding a copy of every bundled plugin, as an
+/// operator would set one up. Panics (with the build command) when a
+/// plugin is not built.
+pub fn bundled_plugin_folder() -> tempfile::TempDir {
+    let folder = tempfile::tempdir().expect("temp dir");
+    for crate_name in BUNDLED_PLUGINS {
+        let source = plugin_path(crate_name);
+        let file_name = source.file_name().expect("plugin paths name a file");
+        std::fs::copy(&source, folder.path().join(file_name)).expect("copy a plugin");
+    }
+    folder
+}
