@@ -271,8 +271,13 @@ impl PluginRef {
 }
 
 /// Run `step` and say which part of which store failed.
-async fn in_field<T>(store: &str, part: &str, step: impl std::future::Future<Output = Result<T, Error>>) -> Result<T, Error> {
-    step.await.map_err(|source| Error::ConfigField { field: format!("stores.{store}.{part}"), source: Box::new(source) })
+async fn in_field<T>(
+    store: &str,
+    part: &str,
+    step: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    step.await
+        .map_err(|source| Error::ConfigField { field: format!("stores.{store}.{part}"), source: Box::new(source) })
 }
 
 /// `path: message (line N)`, with serde's "invalid type: string "many",
@@ -366,7 +371,7 @@ mod tests {
         ];
         for (text, path, expected) in cases {
             let message = BentoConfig::from_toml(text).unwrap_err().to_string();
-            assert!(message.contains(&format!("{path}")), "{text:?}: {message}");
+            assert!(message.contains(path), "{text:?}: {message}");
             assert!(message.contains(expected), "{text:?}: {message}");
             assert!(!message.contains("untagged"), "{text:?}: {message}");
         }

@@ -24,8 +24,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Ok(duration);
     }
     let (number, unit) = split_number(text);
-    let number: f64 =
-        number.parse().map_err(|_| format!("invalid duration `{text}` (write it like \"10s\", \"10m\" or \"2.5h\")"))?;
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration `{text}` (write it like \"10s\", \"10m\" or \"2.5h\")"))?;
     let seconds = match unit.trim() {
         "ms" => 0.001,
         "s" | "sec" => 1.0,
@@ -50,7 +51,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let (number, unit) = split_number(text);
-    let number: f64 = number.parse().map_err(|_| format!("invalid size `{text}` (write it like \"64mb\" or \"512kb\")"))?;
+    let number: f64 =
+        number.parse().map_err(|_| format!("invalid size `{text}` (write it like \"64mb\" or \"512kb\")"))?;
     let multiple: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,

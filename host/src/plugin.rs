@@ -61,7 +61,8 @@ pub fn plugin_file_name(crate_name: &str) -> String {
 /// sorted.
 pub fn plugin_files(folder: impl AsRef<Path>) -> Result<Vec<PathBuf>, Error> {
     let folder = folder.as_ref();
-    let entries = std::fs::read_dir(folder).map_err(|source| Error::PluginFolder { path: folder.to_owned(), source })?;
+    let entries =
+        std::fs::read_dir(folder).map_err(|source| Error::PluginFolder { path: folder.to_owned(), source })?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.is_file() && is_plugin_file_name(path))

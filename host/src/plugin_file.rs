@@ -28,10 +28,8 @@ pub(crate) enum FileProblem {
 /// Check that `path` is a complete ELF, Mach-O or PE shared library.
 pub(crate) fn check_library_file(path: &Path) -> Result<(), FileProblem> {
     let mut file = File::open(path).map_err(|error| FileProblem::NotALibrary(format!("cannot open it ({error})")))?;
-    let len = file
-        .metadata()
-        .map_err(|error| FileProblem::NotALibrary(format!("cannot read its size ({error})")))?
-        .len();
+    let len =
+        file.metadata().map_err(|error| FileProblem::NotALibrary(format!("cannot read its size ({error})")))?.len();
     let mut reader = FileReader { file: &mut file, len };
     let magic = reader.bytes(0, 4.min(len))?;
     match magic.as_slice() {

@@ -32,8 +32,11 @@ impl PluginInfo {
     pub fn provides(&self) -> String {
         let mut parts = Vec::new();
         if self.provides_driver {
-            let layers: Vec<&str> =
-                [(self.local, "local"), (self.remote, "remote")].iter().filter(|(on, _)| *on).map(|(_, l)| *l).collect();
+            let layers: Vec<&str> = [(self.local, "local"), (self.remote, "remote")]
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, l)| *l)
+                .collect();
             parts.push(format!("driver ({})", layers.join(", ")));
         }
         if self.provides_bus {

@@ -72,7 +72,10 @@ async fn config_errors_name_the_store_and_the_field() {
         let error = Bento::from_config(config, folder.path()).await.unwrap_err();
         let message = error.to_string();
         println!("{message}");
-        assert!(message.starts_with(path) || message.contains(&format!("configuration: {path}")), "{config:?}: {message}");
+        assert!(
+            message.starts_with(path) || message.contains(&format!("configuration: {path}")),
+            "{config:?}: {message}"
+        );
         assert!(message.contains(expected), "{config:?}: {message}");
         assert!(!message.contains("untagged enum"), "{config:?}: {message}");
     }

@@ -172,7 +172,12 @@ fn truncated_plugin_files_are_refused_without_crashing() {
         std::fs::write(&path, &bytes[..size]).unwrap();
         let output = run_in_child("child_loads_the_truncated_plugin", &[("BENTO_TEST_TRUNCATED_PLUGIN", &path)]);
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "{size} bytes: {:?}\n{stdout}\n{}", output.status, String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{size} bytes: {:?}\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
         assert!(stdout.contains("REFUSED:") && stdout.contains("damaged plugin file"), "{size} bytes: {stdout}");
         assert!(stdout.contains(&format!("only {size} bytes")), "the error says why: {stdout}");
     }
@@ -204,7 +209,8 @@ async fn child_counts_plugin_runtime_threads() {
 #[test]
 fn plugin_threads_sets_the_plugin_runtime_size() {
     for threads in ["1", "3"] {
-        let output = run_in_child("child_counts_plugin_runtime_threads", &[("BENTO_TEST_PLUGIN_THREADS", Path::new(threads))]);
+        let output =
+            run_in_child("child_counts_plugin_runtime_threads", &[("BENTO_TEST_PLUGIN_THREADS", Path::new(threads))]);
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
         assert!(stdout.contains(&format!("PLUGIN THREADS: {threads}\n")), "{threads}: {stdout}");

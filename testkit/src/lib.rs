@@ -209,18 +209,6 @@ impl TcpProxy {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::host_port;
-
-    #[test]
-    fn host_port_of_urls() {
-        assert_eq!(host_port("redis://127.0.0.1:6379"), "127.0.0.1:6379");
-        assert_eq!(host_port("postgres://postgres@127.0.0.1:5432/test"), "127.0.0.1:5432");
-        assert_eq!(host_port("mysql://root:pw@localhost:3306/test?x=1"), "localhost:3306");
-    }
-}
-
 /// Crate names of every plugin the workspace ships (drivers and buses).
 pub const BUNDLED_PLUGINS: &[&str] = &[
     "bento-driver-memory",
@@ -244,4 +232,16 @@ pub fn bundled_plugin_folder() -> tempfile::TempDir {
         std::fs::copy(&source, folder.path().join(file_name)).expect("copy a plugin");
     }
     folder
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_port;
+
+    #[test]
+    fn host_port_of_urls() {
+        assert_eq!(host_port("redis://127.0.0.1:6379"), "127.0.0.1:6379");
+        assert_eq!(host_port("postgres://postgres@127.0.0.1:5432/test"), "127.0.0.1:5432");
+        assert_eq!(host_port("mysql://root:pw@localhost:3306/test?x=1"), "localhost:3306");
+    }
 }
