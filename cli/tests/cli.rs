@@ -296,3 +296,70 @@ fn wait_with_timeout(child: &mut std::process::Child, timeout: Duration) -> Opti
     let _ = child.kill();
     None
 }
+
+/// Runs an ES module with Node in the BentoCache harness folder (so
+/// `import 'bentocache'` resolves) and returns its stdout.
+fn node(dir: &Path, script: &str) -> String {
+    let output =
+        Command::new("node").args(["--input-type=module", "-e", script]).current_dir(dir).output().expect("run node");
+    assert!(output.status.success(), "node failed: {}", stderr(&output));
+    stdout(&output)
+}
+
+#[test]
+fn the_cli_shares_one_cache_and_bus_with_bentocache_under_node() {
+    let test = "the_cli_shares_one_cache_and_bus_with_bentocache_under_node";
+    let Some(url) = require(Service::Redis, test) else { return };
+    let Some(node_dir) = bento_testkit::bentocache_node_dir(test) else { return };
+    let setup = Setup::new(&url, "issue10node", "");
+    assert_exit(&setup.bento(&["clear"]), 0);
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_bento"))
+        .args(["--config", path(&setup.config), "--plugins", path(setup.plugins.path()), "bus", "tail"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bento bus tail");
+    let out = lines(tail.stdout.take().expect("piped stdout"));
+    let err = lines(tail.stderr.take().expect("piped stderr"));
+    assert!(err.recv_timeout(Duration::from_secs(20)).expect("tail listens").contains("listening on"));
+
+    assert_exit(&setup.bento(&["set", "user:2", r#"{"name":"Grace"}"#]), 0);
+    let url = serde_json::to_string(&url).unwrap();
+    let prefix = serde_json::to_string(&setup.prefix).unwrap();
+    let script = format!(
+        r#"
+        import {{ BentoCache, bentostore }} from 'bentocache'
+        import {{ memoryDriver }} from 'bentocache/drivers/memory'
+        import {{ redisDriver, redisBusDriver }} from 'bentocache/drivers/redis'
+        const url = new URL({url})
+        const connection = {{ host: url.hostname, port: Number(url.port || 6379), ...(url.pathname.length > 1 ? {{ db: Number(url.pathname.slice(1)) }} : {{}}) }}
+        const store = bentostore({{ prefix: {prefix} }}).useL1Layer(memoryDriver({{}}))
+          .useL2Layer(redisDriver({{ connection }})).useBus(redisBusDriver({{ connection }}))
+        const bento = new BentoCache({{ default: 'issue10node', stores: {{ issue10node: store }} }})
+        await bento.set({{ key: 'user:1', value: {{ name: 'Ada' }}, tags: ['users'], ttl: '10m' }})
+        console.log(JSON.stringify(await bento.get({{ key: 'user:2' }}) ?? null))
+        await bento.disconnectAll()
+        "#
+    );
+    // Node reads what the CLI wrote…
+    assert_eq!(node(&node_dir, &script).trim(), r#"{"name":"Grace"}"#);
+    // …the CLI reads what Node wrote, tags included…
+    assert_eq!(stdout(&setup.bento(&["get", "user:1"])).trim(), r#"{"name":"Ada"}"#);
+    let entry: Value = serde_json::from_str(stdout(&setup.bento(&["get", "user:1", "--entry"])).trim()).unwrap();
+    assert_eq!(entry["tags"], serde_json::json!(["users"]));
+    // …and the tail decoded the CLI's and Node's bus messages alike.
+    let mut messages = Vec::new();
+    while messages.len() < 2 {
+        let line = out.recv_timeout(Duration::from_secs(10)).expect("a bus message within 10 s");
+        messages.push(serde_json::from_str::<Value>(&line).expect("JSON lines"));
+    }
+    for (message, key) in messages.iter().zip(["user:2", "user:1"]) {
+        assert_eq!(message["kind"], "set", "{message}");
+        assert_eq!(message["namespace"], setup.prefix.as_str(), "{message}");
+        assert_eq!(message["keys"], serde_json::json!([key]), "{message}");
+    }
+    assert_ne!(messages[0]["sender"], messages[1]["sender"], "two different instances");
+    let _ = tail.kill();
+    let _ = tail.wait();
+    assert_exit(&setup.bento(&["clear"]), 0);
+}

@@ -357,23 +357,4 @@ mod tests {
         assert_eq!(main.bus.as_ref().unwrap().options_json(), "{}");
         assert_eq!(main.options.prefix.as_deref(), Some("app"));
     }
-
-    #[test]
-    fn errors_name_the_store_and_field() {
-        let cases = [
-            ("[stores.main]\nl1 = { max_items = \"many\" }", "stores.main.l1.max_items", "expected an integer"),
-            ("[stores.main]\nl1 = { max_itemz = 10 }", "stores.main.l1", "max_itemz"),
-            ("[stores.main]\nl1 = \"yes\"", "stores.main.l1", "expected true, false, a table"),
-            ("[stores.main]\nl1 = true\noptions = { ttl = 5 }", "stores.main.options.ttl", "expected a duration"),
-            ("[stores.main]\nl1 = { max_size = \"lots\" }", "stores.main.l1.max_size", "invalid size `lots`"),
-            ("[stores.main]\nl3 = true", "stores.main", "l3"),
-            ("[options]\ngrace = \"soon\"\n[stores.main]\nl1 = true", "options.grace", "invalid duration `soon`"),
-        ];
-        for (text, path, expected) in cases {
-            let message = BentoConfig::from_toml(text).unwrap_err().to_string();
-            assert!(message.contains(path), "{text:?}: {message}");
-            assert!(message.contains(expected), "{text:?}: {message}");
-            assert!(!message.contains("untagged"), "{text:?}: {message}");
-        }
-    }
 }

@@ -182,9 +182,9 @@ impl Plugin {
     /// A plugin folder holds plugins only: a library file that is not a
     /// Bento plugin (or is truncated, or built against an incompatible
     /// API) fails the whole load with an error naming it, rather than being
-    /// skipped. Skipping would turn an operator's mistake into a confusing
-    /// "no plugin named …" later, and probing means running the library's
-    /// initializers, which a folder of plugins should not do for strangers.
+    /// skipped: skipping would turn an operator's mistake (a stray library,
+    /// a half-copied plugin) into a confusing "no plugin named …" later.
+    /// Keep other libraries out of the plugin folder.
     ///
     /// Two plugins may share a name when they provide different things
     /// (e.g. the `redis` driver and the `redis` bus); two drivers or two

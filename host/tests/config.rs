@@ -65,6 +65,8 @@ async fn config_errors_name_the_store_and_the_field() {
         ("[stores.main]\nl1 = \"yes\"", "stores.main.l1", "expected true, false, a table"),
         ("[stores.main]\nl1 = true\nttl = 5", "stores.main", "unknown field `ttl`"),
         ("[stores.main]\nl1 = true\noptions = { ttl = 5 }", "stores.main.options.ttl", "expected a duration"),
+        ("[stores.main]\nl1 = { max_size = \"lots\" }", "stores.main.l1.max_size", "invalid size `lots`"),
+        ("[options]\ngrace = \"soon\"\n[stores.main]\nl1 = true", "options.grace", "invalid duration `soon`"),
         // Driver option errors come from the plugin; the host names the store.
         ("[stores.main]\nl2 = { plugin = \"memory\", options = { max_itemz = 1 } }", "stores.main.l2", "max_itemz"),
     ];
@@ -106,6 +108,24 @@ async fn bus_message_for(events: &mut tokio::sync::broadcast::Receiver<CacheEven
         }
     };
     tokio::time::timeout(Duration::from_secs(10), wait).await.expect("the bus message arrives within 10 s");
+}
+
+/// Repeats `publish` until `events` reports a bus message for `key`: a
+/// fresh subscription is live only once the server has it.
+async fn publish_until_received<F: std::future::Future<Output = ()>>(
+    mut publish: impl FnMut() -> F,
+    events: &mut tokio::sync::broadcast::Receiver<CacheEvent>,
+    key: &str,
+) {
+    let seen = async {
+        loop {
+            publish().await;
+            if tokio::time::timeout(Duration::from_secs(1), bus_message_for(events, key)).await.is_ok() {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(15), seen).await.expect("a bus message within 15 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,17 +170,7 @@ async fn nats_bus_from_one_folder_of_every_plugin() {
     let first = Bento::from_config(&config, folder.path()).await.unwrap();
     let second = Bento::from_config(&config, folder.path()).await.unwrap();
     let mut events = second.subscribe();
-    // NATS subscriptions are live once the server has them; retry the set
-    // until the message is seen.
-    let seen = async {
-        loop {
-            first.set("k", 1u32).await.unwrap();
-            if tokio::time::timeout(Duration::from_secs(1), bus_message_for(&mut events, "k")).await.is_ok() {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(15), seen).await.expect("a NATS bus message within 15 s");
+    publish_until_received(|| async { assert!(first.set("k", 1u32).await.unwrap()) }, &mut events, "k").await;
     first.disconnect_all().await.unwrap();
     second.disconnect_all().await.unwrap();
 }
@@ -176,15 +186,8 @@ async fn a_bus_plugin_in_one_step_from_rust() {
         instances.push(Bento::builder().store("issue10-one-step", store).build().await.unwrap());
     }
     let mut events = instances[1].subscribe();
-    let seen = async {
-        loop {
-            instances[0].delete("gone").await.unwrap();
-            if tokio::time::timeout(Duration::from_secs(1), bus_message_for(&mut events, "gone")).await.is_ok() {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(15), seen).await.expect("a bus message within 15 s");
+    publish_until_received(|| async { instances[0].delete("gone").await.map(drop).unwrap() }, &mut events, "gone")
+        .await;
     for instance in instances {
         instance.disconnect_all().await.unwrap();
     }

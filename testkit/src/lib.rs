@@ -234,6 +234,41 @@ pub fn bundled_plugin_folder() -> tempfile::TempDir {
     folder
 }
 
+/// The folder of the BentoCache 1.6.1 (Node) test harness
+/// (`host/tests/node`), with its `node_modules` installed (`npm ci`, once
+/// per process). `None` with a SKIP line when `node`/`npm` are missing
+/// (a failure under `BENTO_REQUIRE_SERVICES=1`).
+pub fn bentocache_node_dir(test: &str) -> Option<PathBuf> {
+    static INSTALLED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../host/tests/node");
+    let runs = |program: &str| {
+        std::process::Command::new(program).arg("--version").output().is_ok_and(|output| output.status.success())
+    };
+    if !runs("node") || !runs("npm") {
+        assert!(!services_required(), "{test}: `node` and `npm` are required (BENTO_REQUIRE_SERVICES=1)");
+        eprintln!("SKIP {test}: node/npm not installed");
+        return None;
+    }
+    let installed = INSTALLED.get_or_init(|| {
+        if dir.join("node_modules/bentocache/package.json").exists() {
+            return Ok(());
+        }
+        let output = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .output()
+            .map_err(|error| format!("npm ci in {}: {error}", dir.display()))?;
+        match output.status.success() {
+            true => Ok(()),
+            false => Err(format!("npm ci failed: {}", String::from_utf8_lossy(&output.stderr))),
+        }
+    });
+    if let Err(error) = installed {
+        panic!("{test}: {error}");
+    }
+    Some(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::host_port;
