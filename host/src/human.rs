@@ -3,7 +3,9 @@
 //! that reads them with messages naming what was expected.
 //!
 //! Sizes use binary multiples whatever the spelling (`kb` = `kib` = 1024
-//! bytes, `mb` = 1024²), as BentoCache's `bytes` parsing does.
+//! bytes, `mb` = 1024²), as BentoCache's `bytes` parsing does; the size
+//! parser lives in `bento_plugin_api::toolkit` so plugins read their size
+//! options the same way.
 
 use serde::de::{self, Deserializer, Visitor};
 use std::fmt;
@@ -38,35 +40,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(number * seconds).map_err(|error| format!("invalid duration `{text}`: {error}"))
 }
 
-/// Parse a byte size such as `"64mb"`, `"512 KiB"`, `"1.5gb"` or `"4096"`
-/// (bytes). `kb`/`kib`, `mb`/`mib`, `gb`/`gib`, `tb`/`tib` are all binary
-/// multiples (1024), case-insensitive.
-///
-/// ```
-/// assert_eq!(bento::parse_size("64mb"), Ok(64 * 1024 * 1024));
-/// assert_eq!(bento::parse_size("512 KiB"), Ok(512 * 1024));
-/// assert_eq!(bento::parse_size("100"), Ok(100));
-/// assert!(bento::parse_size("lots").is_err());
-/// ```
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (number, unit) = split_number(text);
-    let number: f64 =
-        number.parse().map_err(|_| format!("invalid size `{text}` (write it like \"64mb\" or \"512kb\")"))?;
-    let multiple: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        _ => return Err(format!("invalid size `{text}` (use b, kb, mb, gb or tb)")),
-    };
-    let bytes = (number * multiple as f64).ceil();
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(format!("invalid size `{text}`: out of range"));
-    }
-    Ok(bytes as u64)
-}
+pub use bento_plugin_api::toolkit::parse_size;
 
 /// `"2.5h"` → (`"2.5"`, `"h"`).
 fn split_number(text: &str) -> (&str, &str) {
@@ -77,33 +51,7 @@ fn split_number(text: &str) -> (&str, &str) {
 /// Serde glue for `Option<u64>` byte sizes: an integer (bytes) or a string
 /// like `"64mb"`.
 pub(crate) mod optional_size {
-    use super::*;
-
-    struct SizeVisitor;
-
-    impl Visitor<'_> for SizeVisitor {
-        type Value = Option<u64>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a size like \"64mb\" or a number of bytes")
-        }
-
-        fn visit_u64<E: de::Error>(self, bytes: u64) -> Result<Self::Value, E> {
-            Ok(Some(bytes))
-        }
-
-        fn visit_i64<E: de::Error>(self, bytes: i64) -> Result<Self::Value, E> {
-            u64::try_from(bytes).map(Some).map_err(|_| E::invalid_value(de::Unexpected::Signed(bytes), &self))
-        }
-
-        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
-            parse_size(text).map(Some).map_err(E::custom)
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
-        deserializer.deserialize_any(SizeVisitor)
-    }
+    pub use bento_plugin_api::toolkit::optional_size as deserialize;
 }
 
 /// Serde glue for `Option<u64>` counts, with the message "expected an
@@ -206,15 +154,5 @@ mod tests {
         assert!(parse_duration("").is_err());
         assert!(parse_duration("5").is_err(), "a bare number has no unit");
         assert!(parse_duration("5 parsecs").unwrap_err().contains("5 parsecs"));
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("1kb"), Ok(1024));
-        assert_eq!(parse_size("1.5 GB"), Ok(3 << 29));
-        assert_eq!(parse_size("10b"), Ok(10));
-        assert_eq!(parse_size("2TiB"), Ok(2 << 40));
-        assert!(parse_size("-1mb").is_err());
-        assert!(parse_size("9mb of ram").unwrap_err().contains("9mb of ram"));
     }
 }

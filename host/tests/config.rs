@@ -19,7 +19,7 @@ async fn stores_are_built_from_a_toml_config() {
 
         [stores.main]
         l1 = { max_items = 1000, max_size = "64mb" }
-        l2 = { plugin = "memory", options = { max_items = 1000 } }
+        l2 = { plugin = "memory", options = { max_items = 1000, max_size = "8mb" } }
         options = { prefix = "app", ttl = "90s" }
 
         [stores.local]
