@@ -9,6 +9,17 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// `println!` that ends the command instead of panicking when stdout is
+/// gone (`bento plugins DIR | head -1`, a closed `bus tail` pipe).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(error) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            return Err(Failure::from_stdout_error(error));
+        }
+    }};
+}
+
 /// `bento plugins DIR`: one line per plugin file. Every file is tried, so
 /// one bad file does not hide the others; any failure exits 2.
 pub fn plugins(dir: &Path) -> Result<(), Failure> {
@@ -22,7 +33,7 @@ pub fn plugins(dir: &Path) -> Result<(), Failure> {
         match Plugin::load(&file).and_then(|plugin| set.insert(plugin.clone()).map(|()| plugin)) {
             Ok(plugin) => {
                 let info = plugin.info();
-                println!(
+                out!(
                     "{:<10} {:<26} {:<8} plugin-api {:<8} {}",
                     info.name,
                     info.provides(),
@@ -65,18 +76,18 @@ pub fn describe(plugin: &str, folder: Option<&Path>) -> Result<(), Failure> {
     };
     for (index, plugin) in plugins.iter().enumerate() {
         if index > 0 {
-            println!();
+            out!("");
         }
         let info = plugin.info();
-        println!("name:        {}", info.name);
-        println!("provides:    {}", info.provides());
-        println!("version:     {}", info.version);
-        println!("plugin-api:  {}", info.api_version);
-        println!("file:        {}", plugin.path().display());
+        out!("name:        {}", info.name);
+        out!("provides:    {}", info.provides());
+        out!("version:     {}", info.version);
+        out!("plugin-api:  {}", info.api_version);
+        out!("file:        {}", plugin.path().display());
         for (what, schema) in [("driver", &info.driver_options_schema), ("bus", &info.bus_options_schema)] {
             if !schema.is_null() {
-                println!("{what} options (JSON Schema):");
-                println!("{}", serde_json::to_string_pretty(schema).unwrap_or_else(|_| schema.to_string()));
+                out!("{what} options (JSON Schema):");
+                out!("{}", serde_json::to_string_pretty(schema).unwrap_or_else(|_| schema.to_string()));
             }
         }
     }
@@ -153,7 +164,7 @@ impl Session {
         match command {
             CacheCommand::Get { key, entry: false } => {
                 let value: Value = cache.get(&key).await?.ok_or(Failure::NotFound)?;
-                println!("{value}");
+                out!("{value}");
             }
             CacheCommand::Get { key, entry: true } => self.get_entry(&key).await?,
             CacheCommand::Set { key, json, ttl, forever, tags } => {
@@ -168,8 +179,8 @@ impl Session {
                 }
                 set.await?;
             }
-            CacheCommand::Delete { key } => println!("{}", cache.delete(&key).await?),
-            CacheCommand::Has { key } => println!("{}", cache.has(&key).await?),
+            CacheCommand::Delete { key } => out!("{}", cache.delete(&key).await?),
+            CacheCommand::Has { key } => out!("{}", cache.has(&key).await?),
             CacheCommand::Clear => cache.clear().await?,
             CacheCommand::DeleteTag { tag } => {
                 cache.delete_by_tag(&[tag.as_str()]).await?;
@@ -204,7 +215,7 @@ impl Session {
             output["logicalExpiration"] = json!(stored.logical_expiration);
             output["tags"] = json!(stored.tags);
         }
-        println!("{output}");
+        out!("{output}");
         Ok(())
     }
 
@@ -255,7 +266,7 @@ pub async fn bus_tail(target: &Target) -> Result<(), Failure> {
     loop {
         tokio::select! {
             payload = payloads.recv() => match payload {
-                Some(payload) => println!("{}", describe_message(&payload)),
+                Some(payload) => out!("{}", describe_message(&payload)),
                 None => break,
             },
             _ = &mut interrupted => break,

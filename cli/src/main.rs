@@ -137,6 +137,19 @@ pub enum Failure {
     Input(String),
     /// `get` found nothing: exit 3, no message.
     NotFound,
+    /// Whoever read stdout went away: exit 0, no message (like ripgrep).
+    StdoutClosed,
+}
+
+impl Failure {
+    /// Writing to stdout failed: quietly done when the reader closed the
+    /// pipe, otherwise an error.
+    pub fn from_stdout_error(error: std::io::Error) -> Self {
+        match error.kind() {
+            std::io::ErrorKind::BrokenPipe => Failure::StdoutClosed,
+            _ => Failure::Backend(format!("cannot write to stdout: {error}")),
+        }
+    }
 }
 
 impl From<bento::Error> for Failure {
@@ -182,7 +195,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) | Err(Failure::StdoutClosed) => ExitCode::SUCCESS,
         Err(Failure::NotFound) => ExitCode::from(3),
         Err(Failure::Backend(message)) => {
             eprintln!("error: {message}");

@@ -13,7 +13,14 @@
 //!   `get_or_set` (stampede-protected, with grace periods, soft/hard
 //!   timeouts), `set`, tags, events and the rest of SPEC §5.
 //! * Plugin loading: [`Plugin::load`] / [`Plugin::load_folder`] and a safe
-//!   async [`Driver`] / [`Bus`] over each plugin object.
+//!   async [`Driver`] / [`Bus`] over each plugin object. Files are checked
+//!   before the dynamic loader maps them (a truncated copy is an error, not
+//!   a crash); names resolve per kind ([`PluginSet`]).
+//! * Configuration: [`BentoConfig`], the TOML shape an operator writes
+//!   (also embeddable in an application's own config), built with
+//!   [`Bento::from_config`]; [`parse_duration`] / [`parse_size`] read
+//!   `"10m"` and `"64mb"`. The `bento` command (crate `bento-cli`) works
+//!   from the same config.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
