@@ -37,11 +37,12 @@ struct Setup {
     config: PathBuf,
     _config_dir: tempfile::TempDir,
     url: String,
+    store: String,
     prefix: String,
 }
 
 impl Setup {
-    fn new(url: &str, store: &str, extra: &str) -> Setup {
+    fn new(url: &str, store: &str) -> Setup {
         let plugins = bundled_plugin_folder();
         let config_dir = tempfile::tempdir().expect("temp dir");
         let config = config_dir.path().join("bento.toml");
@@ -56,12 +57,11 @@ impl Setup {
                 l2 = {{ plugin = "redis", options = {{ url = "{url}" }} }}
                 bus = {{ plugin = "redis", options = {{ url = "{url}" }} }}
                 options = {{ prefix = "{prefix}" }}
-                {extra}
                 "#
             ),
         )
         .expect("write the config");
-        Setup { plugins, config, _config_dir: config_dir, url: url.to_string(), prefix }
+        Setup { plugins, config, _config_dir: config_dir, url: url.to_string(), store: store.to_string(), prefix }
     }
 
     /// `bento --config … --plugins … ARGS…`.
@@ -69,6 +69,22 @@ impl Setup {
         let mut all = vec!["--config", path(&self.config), "--plugins", path(self.plugins.path())];
         all.extend_from_slice(args);
         bento(&all)
+    }
+
+    /// A running `bento bus tail` of the store, once it listens, and its
+    /// stdout lines.
+    fn tail(&self) -> (std::process::Child, mpsc::Receiver<String>) {
+        let mut tail = Command::new(env!("CARGO_BIN_EXE_bento"))
+            .args(["--config", path(&self.config), "--plugins", path(self.plugins.path()), "bus", "tail"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn bento bus tail");
+        let out = lines(tail.stdout.take().expect("piped stdout"));
+        let err = lines(tail.stderr.take().expect("piped stderr"));
+        let ready = err.recv_timeout(Duration::from_secs(20)).expect("tail says it listens");
+        assert!(ready.contains(&format!("listening on bentocache.notifications:{}", self.store)), "{ready}");
+        (tail, out)
     }
 
     /// The raw bytes Redis holds at `key` (the full key, prefix included).
@@ -136,7 +152,7 @@ async fn set_get_and_the_other_verbs_work_on_redis_in_bentocache_format() {
     let Some(url) = require(Service::Redis, "set_get_and_the_other_verbs_work_on_redis_in_bentocache_format") else {
         return;
     };
-    let setup = Setup::new(&url, "issue10verbs", "");
+    let setup = Setup::new(&url, "issue10verbs");
     assert_exit(&setup.bento(&["clear"]), 0);
 
     let before = now_ms();
@@ -244,17 +260,8 @@ fn lines(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
 #[test]
 fn bus_tail_prints_every_message_until_interrupted() {
     let Some(url) = require(Service::Redis, "bus_tail_prints_every_message_until_interrupted") else { return };
-    let setup = Setup::new(&url, "issue10tail", "");
-    let mut tail = Command::new(env!("CARGO_BIN_EXE_bento"))
-        .args(["--config", path(&setup.config), "--plugins", path(setup.plugins.path()), "bus", "tail"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn bento bus tail");
-    let out = lines(tail.stdout.take().expect("piped stdout"));
-    let err = lines(tail.stderr.take().expect("piped stderr"));
-    let ready = err.recv_timeout(Duration::from_secs(20)).expect("tail says it listens");
-    assert!(ready.contains("listening on bentocache.notifications:issue10tail"), "{ready}");
+    let setup = Setup::new(&url, "issue10tail");
+    let (mut tail, out) = setup.tail();
 
     assert_exit(&setup.bento(&["set", "user:1", "1"]), 0);
     assert_exit(&setup.bento(&["--namespace", "posts", "set", "7", "1"]), 0);
@@ -311,17 +318,9 @@ fn the_cli_shares_one_cache_and_bus_with_bentocache_under_node() {
     let test = "the_cli_shares_one_cache_and_bus_with_bentocache_under_node";
     let Some(url) = require(Service::Redis, test) else { return };
     let Some(node_dir) = bento_testkit::bentocache_node_dir(test) else { return };
-    let setup = Setup::new(&url, "issue10node", "");
+    let setup = Setup::new(&url, "issue10node");
     assert_exit(&setup.bento(&["clear"]), 0);
-    let mut tail = Command::new(env!("CARGO_BIN_EXE_bento"))
-        .args(["--config", path(&setup.config), "--plugins", path(setup.plugins.path()), "bus", "tail"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn bento bus tail");
-    let out = lines(tail.stdout.take().expect("piped stdout"));
-    let err = lines(tail.stderr.take().expect("piped stderr"));
-    assert!(err.recv_timeout(Duration::from_secs(20)).expect("tail listens").contains("listening on"));
+    let (mut tail, out) = setup.tail();
 
     assert_exit(&setup.bento(&["set", "user:2", r#"{"name":"Grace"}"#]), 0);
     let url = serde_json::to_string(&url).unwrap();
