@@ -2,8 +2,12 @@
 //! Rust types out. They need no particular runtime: the futures can be
 //! awaited on a current-thread or multi-thread tokio runtime, or driven by
 //! `futures::executor::block_on` from a plain thread.
+//!
+//! This is the layer below [`crate::Plugin`]: a plugin creates these
+//! wrappers, and they know nothing of plugin loading (only the
+//! [`PluginInfo`] of where they came from).
 
-use crate::plugin::Plugin;
+use crate::plugin_info::PluginInfo;
 use abi_stable::std_types::{ROption, RString, RVec};
 use bento_plugin_api::abi::{
     FfiBusBox, FfiBusHandler, FfiBusHandler_TO, FfiDriverBox, FfiReconnectHandler, FfiReconnectHandler_TO, FfiSetItem,
@@ -51,22 +55,22 @@ fn ffi_keys(keys: &[impl AsRef<str>]) -> RVec<RString> {
 #[derive(Clone)]
 pub struct Driver {
     object: Arc<FfiDriverBox>,
-    plugin: Plugin,
+    plugin: Arc<PluginInfo>,
 }
 
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Driver").field("plugin", &self.plugin.name()).finish()
+        f.debug_struct("Driver").field("plugin", &self.plugin.name).finish()
     }
 }
 
 impl Driver {
-    pub(crate) fn new(object: FfiDriverBox, plugin: Plugin) -> Self {
+    pub(crate) fn new(object: FfiDriverBox, plugin: Arc<PluginInfo>) -> Self {
         Driver { object: Arc::new(object), plugin }
     }
 
-    /// The plugin this driver came from.
-    pub fn plugin(&self) -> &Plugin {
+    /// What the plugin this driver came from says about itself.
+    pub fn plugin_info(&self) -> &PluginInfo {
         &self.plugin
     }
 
@@ -159,22 +163,22 @@ impl<F: Fn() + Send + Sync + 'static> FfiReconnectHandler for ReconnectCallback<
 #[derive(Clone)]
 pub struct Bus {
     object: Arc<FfiBusBox>,
-    plugin: Plugin,
+    plugin: Arc<PluginInfo>,
 }
 
 impl std::fmt::Debug for Bus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bus").field("plugin", &self.plugin.name()).finish()
+        f.debug_struct("Bus").field("plugin", &self.plugin.name).finish()
     }
 }
 
 impl Bus {
-    pub(crate) fn new(object: FfiBusBox, plugin: Plugin) -> Self {
+    pub(crate) fn new(object: FfiBusBox, plugin: Arc<PluginInfo>) -> Self {
         Bus { object: Arc::new(object), plugin }
     }
 
-    /// The plugin this bus came from.
-    pub fn plugin(&self) -> &Plugin {
+    /// What the plugin this bus came from says about itself.
+    pub fn plugin_info(&self) -> &PluginInfo {
         &self.plugin
     }
 

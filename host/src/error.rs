@@ -25,6 +25,16 @@ pub enum Error {
         /// Why it was refused.
         reason: String,
     },
+    /// The file is a shared library whose headers point past its end or
+    /// are corrupt (e.g. a truncated copy); refused before the dynamic
+    /// loader maps it.
+    #[error("{path} is a damaged plugin file: {reason}; copy the plugin again")]
+    DamagedPlugin {
+        /// The offending file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The plugin was built against an incompatible `bento-plugin-api`.
     #[error(
         "{path} was built against bento-plugin-api {plugin_api}, but this host uses bento-plugin-api {host_api}; \
@@ -64,11 +74,15 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// No plugin with that name was loaded.
-    #[error("no plugin named `{name}` is loaded")]
+    /// No loaded plugin of that name provides what was asked for.
+    #[error("no plugin named `{name}` providing {kind} is loaded (loaded plugins providing {kind}: {available})")]
     UnknownPlugin {
         /// The requested name.
         name: String,
+        /// What it should provide, e.g. "a bus".
+        kind: String,
+        /// Names of the loaded plugins that provide it.
+        available: String,
     },
     /// The factory of `get_or_set` failed (or panicked). `background` is
     /// true when nobody was waiting for it any more (stale-while-revalidate,
@@ -133,6 +147,15 @@ pub enum Error {
     /// A configuration file could not be parsed.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// Setting up part of a configured store failed; `field` is the
+    /// config path, e.g. `stores.main.l2`.
+    #[error("{field}: {source}")]
+    ConfigField {
+        /// Where in the configuration, e.g. `stores.main.bus`.
+        field: String,
+        /// What went wrong there (bad plugin options, connection refused…).
+        source: Box<Error>,
+    },
     /// Options were invalid (plugin options are reported by the plugin).
     #[error("invalid options: {0}")]
     InvalidOptions(String),

@@ -13,7 +13,14 @@
 //!   `get_or_set` (stampede-protected, with grace periods, soft/hard
 //!   timeouts), `set`, tags, events and the rest of SPEC §5.
 //! * Plugin loading: [`Plugin::load`] / [`Plugin::load_folder`] and a safe
-//!   async [`Driver`] / [`Bus`] over each plugin object.
+//!   async [`Driver`] / [`Bus`] over each plugin object. Files are checked
+//!   before the dynamic loader maps them (a truncated copy is an error, not
+//!   a crash); names resolve per kind ([`PluginSet`]).
+//! * Configuration: [`BentoConfig`], the TOML shape an operator writes
+//!   (also embeddable in an application's own config), built with
+//!   [`Bento::from_config`]; [`parse_duration`] / [`parse_size`] read
+//!   `"10m"` and `"64mb"`. The `bento` command (crate `bento-cli`) works
+//!   from the same config.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -63,6 +70,7 @@ mod error;
 mod events;
 mod factory;
 mod get_or_set;
+mod human;
 mod l1;
 mod l2;
 mod locks;
@@ -70,6 +78,8 @@ mod ops;
 pub mod options;
 mod ordering;
 mod plugin;
+mod plugin_file;
+mod plugin_info;
 mod read;
 mod recovery;
 pub mod serializer;
@@ -83,17 +93,19 @@ mod write;
 pub use bento::{Bento, BentoBuilder, DEFAULT_STORE};
 pub use bento_plugin_api::{DriverError, ErrorKind, SetItem};
 pub use cache::{Cache, CacheValue};
+pub use config::{BentoConfig, L1Config, PluginRef, StoreConfig};
 pub use driver::{Bus, Driver, DriverOptions};
 pub use entry::Entry;
 pub use error::{BoxError, Error};
 pub use events::{CacheEvent, Layer};
 pub use factory::{FactoryContext, FactoryFailed, FactoryWriteOptions};
 pub use get_or_set::Factory;
+pub use human::{parse_duration, parse_size};
 pub use l1::L1Options;
 pub use l2::L2Driver;
 pub use ops::{CacheFuture, Get, GetOrSet, Set};
 pub use options::CacheOptions;
-pub use plugin::{plugin_file_name, Plugin, PluginInfo, PluginSet};
+pub use plugin::{plugin_file_name, plugin_files, Plugin, PluginInfo, PluginKind, PluginSet};
 pub use serializer::{JsonSerializer, Serializer};
 pub use store::{Store, StoreBuilder};
 pub use store_core::FactoryErrorHook;

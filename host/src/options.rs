@@ -5,6 +5,7 @@
 //! [`Settings`] is what one operation actually runs with, after layering
 //! the overrides on the defaults of SPEC §5.
 
+use crate::human::{optional_duration, optional_ttl};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -42,7 +43,7 @@ pub struct CacheOptions {
     pub grace: Option<Option<Duration>>,
     /// After a factory failure served a graced value, the entry is fresh
     /// again until now + this. Default: 10 s.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "optional_duration")]
     pub grace_backoff: Option<Duration>,
     /// Soft timeout: with a graced value, wait this long for the factory,
     /// then serve the stale value while the factory finishes in the
@@ -285,48 +286,6 @@ pub fn physical_ttl(ttl: Option<Duration>, grace: Option<Duration>) -> Option<Du
         (None, _) => None,
         (Some(ttl), Some(grace)) => Some(ttl.saturating_add(grace)),
         (Some(ttl), None) => Some(ttl),
-    }
-}
-
-/// `"10s"`/`"2.5h"` durations, `false`/`"none"`/`"forever"` for "no
-/// duration", absent for "inherit".
-mod optional_ttl {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Flag(bool),
-        Text(String),
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<Duration>>, D::Error> {
-        match Raw::deserialize(deserializer)? {
-            Raw::Flag(false) => Ok(Some(None)),
-            Raw::Flag(true) => Err(serde::de::Error::custom("expected a duration like \"10s\", or false")),
-            Raw::Text(text) if matches!(text.as_str(), "none" | "forever" | "false") => Ok(Some(None)),
-            Raw::Text(text) => parse(&text).map(|d| Some(Some(d))).map_err(serde::de::Error::custom),
-        }
-    }
-
-    /// humantime plus fractional values such as "2.5h".
-    pub fn parse(text: &str) -> Result<Duration, String> {
-        if let Ok(duration) = humantime_serde::re::humantime::parse_duration(text) {
-            return Ok(duration);
-        }
-        let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let number: f64 = number.parse().map_err(|_| format!("invalid duration `{text}`"))?;
-        let seconds = match unit.trim() {
-            "ms" => 0.001,
-            "s" | "sec" => 1.0,
-            "m" | "min" => 60.0,
-            "h" => 3600.0,
-            "d" => 86_400.0,
-            _ => return Err(format!("invalid duration `{text}` (use ms, s, m, h or d)")),
-        };
-        Duration::try_from_secs_f64(number * seconds).map_err(|e| format!("invalid duration `{text}`: {e}"))
     }
 }
 

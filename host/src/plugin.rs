@@ -1,51 +1,33 @@
 //! Loading plugin libraries: one file, or every plugin in a folder.
 //!
-//! Each file is first probed with `libloading` for Bento's API-version
+//! Each file is first checked on disk (a complete ELF/Mach-O/PE shared
+//! library, see [`crate::plugin_file`]) so a truncated copy is refused
+//! instead of crashing the dynamic loader; then it is probed with `libloading` for Bento's API-version
 //! marker, so "not a plugin" and "built against another API version" are
 //! distinct, clear errors; then `abi_stable` checks the root module's layout.
 //! We use `lib_header_from_path(..).init_root_module()` rather than
 //! `RootModule::load_from_file`, which caches one module per type per process
 //! and would hand back the first plugin for every later file.
 
+use crate::bus::{BusNode, BusNodeOptions};
 use crate::driver::{Bus, Driver, DriverOptions};
 use crate::error::Error;
+use crate::plugin_file::{check_library_file, FileProblem};
+pub use crate::plugin_info::PluginInfo;
 use abi_stable::library::{lib_header_from_path, LibraryError};
 use abi_stable::std_types::{ROption, RString};
 use bento_plugin_api::abi::{api_versions_compatible, FfiDriverConfig, PluginModRef, API_VERSION_SYMBOL};
 use bento_plugin_api::API_VERSION;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::ffi::CStr;
 use std::os::raw::c_char;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// What a plugin says about itself.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PluginInfo {
-    /// Short name, e.g. `"redis"`.
-    pub name: String,
-    /// The plugin crate's version.
-    pub version: String,
-    /// The `bento-plugin-api` version it was built against.
-    pub api_version: String,
-    /// Usable as an in-process L1.
-    pub local: bool,
-    /// Usable as a shared L2.
-    pub remote: bool,
-    /// Provides a cache driver.
-    pub provides_driver: bool,
-    /// Provides a bus.
-    pub provides_bus: bool,
-    /// JSON Schema of the driver options (`null` without a driver).
-    pub driver_options_schema: serde_json::Value,
-    /// JSON Schema of the bus options (`null` without a bus).
-    pub bus_options_schema: serde_json::Value,
-}
-
 struct LoadedPlugin {
     path: PathBuf,
     module: PluginModRef,
-    info: PluginInfo,
+    info: Arc<PluginInfo>,
 }
 
 /// A loaded plugin library. Cheap to clone; never unloaded.
@@ -72,6 +54,21 @@ fn loaded_plugins() -> &'static Mutex<HashMap<PathBuf, Plugin>> {
 pub fn plugin_file_name(crate_name: &str) -> String {
     let stem = crate_name.replace('-', "_");
     format!("{}{stem}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX)
+}
+
+/// The files of `folder` that [`Plugin::load_folder`] loads: those named
+/// like a library of this platform (`lib*.so`, `lib*.dylib`, `*.dll`),
+/// sorted.
+pub fn plugin_files(folder: impl AsRef<Path>) -> Result<Vec<PathBuf>, Error> {
+    let folder = folder.as_ref();
+    let entries =
+        std::fs::read_dir(folder).map_err(|source| Error::PluginFolder { path: folder.to_owned(), source })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.is_file() && is_plugin_file_name(path))
+        .collect();
+    paths.sort();
+    Ok(paths)
 }
 
 fn is_plugin_file_name(path: &Path) -> bool {
@@ -138,6 +135,10 @@ impl Plugin {
     }
 
     fn load_uncached(path: &Path) -> Result<Plugin, Error> {
+        check_library_file(path).map_err(|problem| match problem {
+            FileProblem::NotALibrary(reason) => Error::NotAPlugin { path: path.to_owned(), reason },
+            FileProblem::Damaged(reason) => Error::DamagedPlugin { path: path.to_owned(), reason },
+        })?;
         let plugin_api = probe_api_version(path)?;
         if !api_versions_compatible(API_VERSION, &plugin_api) {
             return Err(Error::IncompatiblePlugin {
@@ -171,23 +172,27 @@ impl Plugin {
             bus_options_schema: schema(&metadata.bus_options_schema),
         };
         tracing::debug!(path = %path.display(), name = %info.name, version = %info.version, "loaded plugin");
-        Ok(Plugin { loaded: Arc::new(LoadedPlugin { path: path.to_owned(), module, info }) })
+        Ok(Plugin { loaded: Arc::new(LoadedPlugin { path: path.to_owned(), module, info: Arc::new(info) }) })
     }
 
-    /// Load every plugin of a folder (files named like `lib*.so`, `*.dll`,
-    /// `lib*.dylib`). Fails on the first file that does not load and when
-    /// two plugins share a name.
+    /// Load every plugin of a folder: every file named like a library of
+    /// this platform (`lib*.so`, `lib*.dylib`, `*.dll`); other files are
+    /// ignored.
+    ///
+    /// A plugin folder holds plugins only: a library file that is not a
+    /// Bento plugin (or is truncated, or built against an incompatible
+    /// API) fails the whole load with an error naming it, rather than being
+    /// skipped: skipping would turn an operator's mistake (a stray library,
+    /// a half-copied plugin) into a confusing "no plugin named …" later.
+    /// Keep other libraries out of the plugin folder.
+    ///
+    /// Two plugins may share a name when they provide different things
+    /// (e.g. the `redis` driver and the `redis` bus); two drivers or two
+    /// buses of one name are refused. See [`PluginSet`].
     pub fn load_folder(folder: impl AsRef<Path>) -> Result<PluginSet, Error> {
         let folder = folder.as_ref();
-        let entries =
-            std::fs::read_dir(folder).map_err(|source| Error::PluginFolder { path: folder.to_owned(), source })?;
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|path| path.is_file() && is_plugin_file_name(path))
-            .collect();
-        paths.sort();
         let mut set = PluginSet::default();
-        for path in paths {
+        for path in plugin_files(folder)? {
             let plugin = Plugin::load(&path)?;
             set.insert(plugin)?;
         }
@@ -197,6 +202,22 @@ impl Plugin {
     /// The plugin's metadata.
     pub fn info(&self) -> &PluginInfo {
         &self.loaded.info
+    }
+
+    /// Ask the plugin to run its tokio runtime (the one it drives its I/O
+    /// on) with `worker_threads` threads. Takes effect only before the
+    /// runtime starts (it starts with the plugin's first driver or bus);
+    /// returns false, with a warning, when it already runs with another
+    /// count or the plugin predates this setting.
+    pub fn configure_runtime(&self, worker_threads: u32) -> bool {
+        let applied = match self.loaded.module.configure_runtime() {
+            Some(configure) => configure(worker_threads),
+            None => false,
+        };
+        if !applied {
+            tracing::warn!(plugin = %self.name(), worker_threads, "plugin runtime thread count not applied (runtime already running, or plugin too old)");
+        }
+        applied
     }
 
     /// The plugin's name (shortcut for `info().name`).
@@ -224,7 +245,7 @@ impl Plugin {
         };
         let future = (self.loaded.module.create_driver())(options_json.into(), config);
         let object = future.await.into_result().map_err(bento_plugin_api::DriverError::from)?;
-        Ok(Driver::new(object, self.clone()))
+        Ok(Driver::new(object, self.loaded.info.clone()))
     }
 
     /// Create a bus from `options_json`.
@@ -234,21 +255,69 @@ impl Plugin {
         }
         let future = (self.loaded.module.create_bus())(options_json.into());
         let object = future.await.into_result().map_err(bento_plugin_api::DriverError::from)?;
-        Ok(Bus::new(object, self.clone()))
+        Ok(Bus::new(object, self.loaded.info.clone()))
+    }
+
+    /// Create a bus from `options_json` and wrap it in a [`BusNode`] with
+    /// default options (what [`crate::StoreBuilder::bus_plugin`] does).
+    pub async fn create_bus_node(&self, options_json: &str) -> Result<BusNode, Error> {
+        Ok(BusNode::new(self.create_bus(options_json).await?, BusNodeOptions::default()))
     }
 }
 
-/// Plugins loaded from a folder, by name.
+/// What a configuration asks a plugin for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginKind {
+    /// A cache driver (L1 or L2).
+    Driver,
+    /// A bus.
+    Bus,
+}
+
+impl PluginKind {
+    fn provided_by(self, info: &PluginInfo) -> bool {
+        match self {
+            PluginKind::Driver => info.provides_driver,
+            PluginKind::Bus => info.provides_bus,
+        }
+    }
+}
+
+impl std::fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PluginKind::Driver => "a cache driver",
+            PluginKind::Bus => "a bus",
+        })
+    }
+}
+
+/// Plugins loaded from a folder, looked up by name **and kind**.
+///
+/// A name is unique per kind, not per folder: the bundled Redis driver
+/// (`libbento_driver_redis.so`) and Redis bus (`libbento_bus_redis.so`) are
+/// both called `redis`, so `l2 = { plugin = "redis" }` finds the driver and
+/// `bus = { plugin = "redis" }` the bus. A single plugin may provide both.
+/// Two plugins that would answer the same lookup are refused.
 #[derive(Debug, Clone, Default)]
 pub struct PluginSet {
-    by_name: BTreeMap<String, Plugin>,
+    /// Sorted by name, then path.
+    plugins: Vec<Plugin>,
 }
 
 impl PluginSet {
-    /// Add a plugin; refuses a second plugin with the same name.
+    /// Add a plugin; refuses a second plugin of the same name providing the
+    /// same kind (two drivers, or two buses). Adding the same file twice is
+    /// a no-op.
     pub fn insert(&mut self, plugin: Plugin) -> Result<(), Error> {
-        if let Some(existing) = self.by_name.get(plugin.name()) {
-            if existing.path() != plugin.path() {
+        for existing in self.plugins.iter().filter(|existing| existing.name() == plugin.name()) {
+            if existing.path() == plugin.path() {
+                return Ok(());
+            }
+            let clash = [PluginKind::Driver, PluginKind::Bus]
+                .into_iter()
+                .any(|kind| kind.provided_by(existing.info()) && kind.provided_by(plugin.info()));
+            if clash {
                 return Err(Error::DuplicatePlugin {
                     name: plugin.name().to_string(),
                     first: existing.path().to_owned(),
@@ -256,27 +325,51 @@ impl PluginSet {
                 });
             }
         }
-        self.by_name.insert(plugin.name().to_string(), plugin);
+        self.plugins.push(plugin);
+        self.plugins.sort_by(|a, b| (a.name(), a.path()).cmp(&(b.name(), b.path())));
         Ok(())
     }
 
-    /// The plugin named `name`.
-    pub fn get(&self, name: &str) -> Result<&Plugin, Error> {
-        self.by_name.get(name).ok_or_else(|| Error::UnknownPlugin { name: name.to_string() })
+    /// The plugin named `name` that provides a cache driver.
+    pub fn driver(&self, name: &str) -> Result<&Plugin, Error> {
+        self.find(name, PluginKind::Driver)
     }
 
-    /// All plugins, sorted by name.
+    /// The plugin named `name` that provides a bus.
+    pub fn bus(&self, name: &str) -> Result<&Plugin, Error> {
+        self.find(name, PluginKind::Bus)
+    }
+
+    /// The plugin named `name` that provides `kind`.
+    pub fn find(&self, name: &str, kind: PluginKind) -> Result<&Plugin, Error> {
+        self.plugins.iter().find(|plugin| plugin.name() == name && kind.provided_by(plugin.info())).ok_or_else(|| {
+            let available: Vec<&str> =
+                self.plugins.iter().filter(|plugin| kind.provided_by(plugin.info())).map(Plugin::name).collect();
+            Error::UnknownPlugin {
+                name: name.to_string(),
+                kind: kind.to_string(),
+                available: if available.is_empty() { "none".to_string() } else { available.join(", ") },
+            }
+        })
+    }
+
+    /// Every plugin named `name` (a driver and a bus may share a name).
+    pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Plugin> + 'a {
+        self.plugins.iter().filter(move |plugin| plugin.name() == name)
+    }
+
+    /// All plugins, sorted by name (then file).
     pub fn iter(&self) -> impl Iterator<Item = &Plugin> {
-        self.by_name.values()
+        self.plugins.iter()
     }
 
     /// Number of plugins.
     pub fn len(&self) -> usize {
-        self.by_name.len()
+        self.plugins.len()
     }
 
     /// True when no plugin was found.
     pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
+        self.plugins.is_empty()
     }
 }

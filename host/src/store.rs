@@ -86,6 +86,23 @@ impl StoreBuilder {
         self
     }
 
+    /// [`StoreBuilder::bus`] in one step: create a bus from `plugin` with
+    /// its `options_json` and a [`BusNode`] with default options over it.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), bento::Error> {
+    /// use bento::{L1Options, Plugin, Store};
+    /// let redis_bus = Plugin::load("target/release/libbento_bus_redis.so")?;
+    /// let store = Store::builder()
+    ///     .l1(L1Options::default())
+    ///     .bus_plugin(&redis_bus, r#"{"url":"redis://127.0.0.1:6379"}"#)
+    ///     .await?;
+    /// # let _ = store; Ok(()) }
+    /// ```
+    pub async fn bus_plugin(self, plugin: &crate::Plugin, options_json: &str) -> Result<Self, Error> {
+        Ok(self.bus(plugin.create_bus_node(options_json).await?))
+    }
+
     /// Store-level options (they override the global ones).
     pub fn options(mut self, options: CacheOptions) -> Self {
         self.options = options;
@@ -115,7 +132,7 @@ impl StoreBuilder {
         let l1_root = match self.l1 {
             Some(L1Source::BuiltIn(options)) => Some(L1::memory(&options)),
             Some(L1Source::Plugin(driver)) => {
-                let plugin = driver.plugin().info();
+                let plugin = driver.plugin_info();
                 if !plugin.local {
                     return Err(Error::InvalidOptions(format!(
                         "store `{name}`: plugin `{}` cannot serve the local layer (L1); it declares only {}",

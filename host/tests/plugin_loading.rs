@@ -2,8 +2,20 @@
 //! meet, checked by the message they would read.
 
 use bento::{DriverOptions, Error, Plugin};
-use bento_testkit::plugin_path;
+use bento_testkit::{bundled_plugin_folder, plugin_path};
 use std::path::Path;
+use std::process::Command;
+
+/// Run the test `name` of this binary in a child process with `env` set;
+/// loading a broken library must never take the parent down with it.
+fn run_in_child(name: &str, env: &[(&str, &Path)]) -> std::process::Output {
+    let mut command = Command::new(std::env::current_exe().expect("test binary path"));
+    command.args([name, "--exact", "--nocapture", "--test-threads=1"]);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("spawn the test binary")
+}
 
 fn memory_plugin() -> Plugin {
     Plugin::load(plugin_path("bento-driver-memory")).expect("memory plugin loads")
@@ -95,7 +107,114 @@ fn a_folder_scan_finds_every_plugin_and_skips_other_files() {
     let set = Plugin::load_folder(dir.path()).unwrap();
     let names: Vec<&str> = set.iter().map(Plugin::name).collect();
     assert_eq!(names, ["fixture", "memory"]);
-    assert!(set.get("redis").is_err());
+    let error = set.driver("redis").unwrap_err();
+    assert!(matches!(error, Error::UnknownPlugin { .. }), "{error:?}");
+    assert!(error.to_string().contains("fixture, memory"), "the error lists what is there: {error}");
+}
+
+#[test]
+fn a_folder_of_every_bundled_plugin_loads_and_names_resolve_per_kind() {
+    let folder = bundled_plugin_folder();
+    let set = Plugin::load_folder(folder.path()).unwrap();
+    assert_eq!(set.len(), bento_testkit::BUNDLED_PLUGINS.len());
+    // The Redis driver and the Redis bus are both called `redis`.
+    let redis_driver = set.driver("redis").unwrap();
+    let redis_bus = set.bus("redis").unwrap();
+    assert_ne!(redis_driver.path(), redis_bus.path());
+    assert!(redis_driver.info().provides_driver && redis_bus.info().provides_bus);
+    assert_eq!(set.named("redis").count(), 2);
+    assert!(set.bus("nats").unwrap().info().provides_bus);
+    for name in ["memory", "file", "sqlite", "postgres", "mysql"] {
+        assert!(set.driver(name).is_ok(), "{name}");
+    }
+    let error = set.bus("memory").unwrap_err();
+    assert!(error.to_string().contains("providing a bus"), "{error}");
+}
+
+#[test]
+fn a_library_that_is_not_a_plugin_fails_the_folder_load() {
+    // Decision (see `Plugin::load_folder`): a plugin folder holds plugins
+    // only; a stray library is an error naming it, not silently skipped.
+    let candidates = ["/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1"];
+    let Some(library) = candidates.iter().map(Path::new).find(|p| p.exists()) else {
+        eprintln!("SKIP: no system shared library found to copy");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(plugin_path("bento-driver-memory"), dir.path().join(bento::plugin_file_name("bento-driver-memory")))
+        .unwrap();
+    std::fs::copy(library, dir.path().join("libz.so")).unwrap();
+    let error = Plugin::load_folder(dir.path()).unwrap_err();
+    println!("{error}");
+    assert!(matches!(error, Error::NotAPlugin { ref path, .. } if path.ends_with("libz.so")), "{error:?}");
+}
+
+/// Child half of the truncation test: loads `BENTO_TEST_TRUNCATED_PLUGIN`
+/// (when set) and prints the error. Passes trivially in a normal run.
+#[test]
+fn child_loads_the_truncated_plugin() {
+    let Some(path) = std::env::var_os("BENTO_TEST_TRUNCATED_PLUGIN") else { return };
+    match Plugin::load(&path) {
+        Ok(plugin) => panic!("a truncated copy loaded as {}", plugin.name()),
+        Err(error) => println!("REFUSED: {error}"),
+    }
+}
+
+#[test]
+fn truncated_plugin_files_are_refused_without_crashing() {
+    // `head -c 4096 libbento_driver_memory.so > libt.so` used to kill the
+    // host with SIGBUS inside dlopen. Each copy is loaded in a child
+    // process, so a crash shows as a signal instead of killing this run.
+    let bytes = std::fs::read(plugin_path("bento-driver-memory")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for size in [100, 4096, 64 * 1024, bytes.len() / 2, bytes.len() - 1] {
+        let path = dir.path().join(format!("libtruncated_{size}.so"));
+        std::fs::write(&path, &bytes[..size]).unwrap();
+        let output = run_in_child("child_loads_the_truncated_plugin", &[("BENTO_TEST_TRUNCATED_PLUGIN", &path)]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{size} bytes: {:?}\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.contains("REFUSED:") && stdout.contains("damaged plugin file"), "{size} bytes: {stdout}");
+        assert!(stdout.contains(&format!("only {size} bytes")), "the error says why: {stdout}");
+    }
+}
+
+/// Child half of the runtime test: with `BENTO_TEST_PLUGIN_THREADS` set,
+/// builds a store over the fixture plugin with `plugin_threads` set to it
+/// and counts the plugin runtime's threads (the fixture driver awaits a
+/// tokio timer on every call and never blocks, so every such thread is a
+/// worker).
+#[tokio::test]
+async fn child_counts_plugin_runtime_threads() {
+    let Ok(threads) = std::env::var("BENTO_TEST_PLUGIN_THREADS") else { return };
+    let folder = tempfile::tempdir().unwrap();
+    let fixture = plugin_path("bento-fixture-plugin");
+    std::fs::copy(&fixture, folder.path().join(fixture.file_name().unwrap())).unwrap();
+    let config = format!("plugin_threads = {threads}\n[stores.main]\nl2 = {{ plugin = \"fixture\" }}");
+    let bento = bento::Bento::from_config(&config, folder.path()).await.unwrap();
+    bento.set("k", 1).await.unwrap();
+    let running = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "bento-plugin-rt")
+        .count();
+    println!("PLUGIN THREADS: {running}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn plugin_threads_sets_the_plugin_runtime_size() {
+    for threads in ["1", "3"] {
+        let output =
+            run_in_child("child_counts_plugin_runtime_threads", &[("BENTO_TEST_PLUGIN_THREADS", Path::new(threads))]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        assert!(stdout.contains(&format!("PLUGIN THREADS: {threads}\n")), "{threads}: {stdout}");
+    }
 }
 
 #[tokio::test]

@@ -37,11 +37,15 @@ pub struct MemoryStoreOptions {
     #[serde(default)]
     pub max_items: Option<u64>,
     /// Maximum total size in bytes of all entries (keys + values as
-    /// reported by the caller). Default: unbounded.
-    #[serde(default)]
+    /// reported by the caller); in options, bytes or `"64mb"`. Default:
+    /// unbounded.
+    #[serde(default, deserialize_with = "bento_plugin_api::toolkit::optional_size")]
+    #[schemars(with = "Option<bento_plugin_api::toolkit::HumanSize>")]
     pub max_size: Option<u64>,
-    /// Entries larger than this many bytes are not stored. Default: no limit.
-    #[serde(default)]
+    /// Entries larger than this many bytes are not stored; in options,
+    /// bytes or `"1mb"`. Default: no limit.
+    #[serde(default, deserialize_with = "bento_plugin_api::toolkit::optional_size")]
+    #[schemars(with = "Option<bento_plugin_api::toolkit::HumanSize>")]
     pub max_entry_size: Option<u64>,
 }
 

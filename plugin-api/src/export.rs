@@ -96,9 +96,13 @@ macro_rules! __export_plugin_impl {
                 }
             }
 
+            extern "C" fn configure_runtime(worker_threads: u32) -> bool {
+                $crate::PluginRuntime::configure(worker_threads as usize)
+            }
+
             fn root_module() -> $crate::abi::PluginModRef {
                 use $crate::__private::abi_stable::prefix_type::PrefixTypeTrait;
-                $crate::abi::PluginMod { metadata, create_driver, create_bus }.leak_into_prefix()
+                $crate::abi::PluginMod { metadata, create_driver, create_bus, configure_runtime }.leak_into_prefix()
             }
 
             /// The API-version marker the host probes before loading.

@@ -13,6 +13,7 @@ use crate::error::DriverError;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use tokio::runtime::{Handle, Runtime};
@@ -23,18 +24,26 @@ use tokio::runtime::{Handle, Runtime};
 pub struct PluginRuntime;
 
 static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+/// Worker threads asked for by the host (0 = not asked).
+static CONFIGURED_THREADS: AtomicUsize = AtomicUsize::new(0);
+/// Worker threads the runtime was built with (0 = not built yet).
+static STARTED_THREADS: AtomicUsize = AtomicUsize::new(0);
 
 impl PluginRuntime {
     /// The runtime's handle, building the runtime on first use. Worker
-    /// threads: `BENTO_PLUGIN_THREADS`, default 2 (at most the CPU count).
+    /// threads: what the host set with [`PluginRuntime::configure`] (the
+    /// config's `plugin_threads`), else `BENTO_PLUGIN_THREADS`, else 2 (at
+    /// most the CPU count).
     pub fn handle() -> Result<&'static Handle, DriverError> {
         let runtime = RUNTIME.get_or_init(|| {
             let default_threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
-            let threads = std::env::var("BENTO_PLUGIN_THREADS")
-                .ok()
-                .and_then(|v| v.parse::<usize>().ok())
+            let configured = CONFIGURED_THREADS.load(Ordering::SeqCst);
+            let threads = Some(configured)
+                .filter(|n| *n > 0)
+                .or_else(|| std::env::var("BENTO_PLUGIN_THREADS").ok().and_then(|v| v.parse::<usize>().ok()))
                 .filter(|n| *n > 0)
                 .unwrap_or(default_threads);
+            STARTED_THREADS.store(threads, Ordering::SeqCst);
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(threads)
                 .thread_name("bento-plugin-rt")
@@ -45,6 +54,18 @@ impl PluginRuntime {
         match runtime {
             Ok(runtime) => Ok(runtime.handle()),
             Err(message) => Err(DriverError::backend(format!("cannot start the plugin runtime: {message}"))),
+        }
+    }
+
+    /// Ask for `worker_threads` (≥ 1) worker threads. Takes effect when the
+    /// runtime has not started yet; returns false when it already runs
+    /// with another count (the runtime is never rebuilt).
+    pub fn configure(worker_threads: usize) -> bool {
+        let worker_threads = worker_threads.max(1);
+        CONFIGURED_THREADS.store(worker_threads, Ordering::SeqCst);
+        match STARTED_THREADS.load(Ordering::SeqCst) {
+            0 => true,
+            started => started == worker_threads,
         }
     }
 }

@@ -120,3 +120,106 @@ where
     *lifecycle.task.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(task.abort_handle());
     Ok(())
 }
+
+/// Parse a byte size such as `"64mb"`, `"512 KiB"`, `"1.5gb"` or `"4096"`
+/// (bytes). `kb`/`kib`, `mb`/`mib`, `gb`/`gib`, `tb`/`tib` are all binary
+/// multiples (1024), case-insensitive, as BentoCache reads sizes.
+///
+/// ```
+/// use bento_plugin_api::toolkit::parse_size;
+/// assert_eq!(parse_size("64mb"), Ok(64 * 1024 * 1024));
+/// assert_eq!(parse_size("512 KiB"), Ok(512 * 1024));
+/// assert_eq!(parse_size("100"), Ok(100));
+/// assert!(parse_size("lots").is_err());
+/// ```
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 =
+        number.parse().map_err(|_| format!("invalid size `{text}` (write it like \"64mb\" or \"512kb\")"))?;
+    let multiple: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return Err(format!("invalid size `{text}` (use b, kb, mb, gb or tb)")),
+    };
+    let bytes = (number * multiple as f64).ceil();
+    if !bytes.is_finite() || bytes > u64::MAX as f64 {
+        return Err(format!("invalid size `{text}`: out of range"));
+    }
+    Ok(bytes as u64)
+}
+
+/// Deserialize an optional byte-size option from a number of bytes or a
+/// string like `"64mb"` ([`parse_size`]). Pair it with [`HumanSize`] for
+/// the schema:
+///
+/// ```
+/// #[derive(serde::Deserialize, schemars::JsonSchema)]
+/// struct Options {
+///     /// Maximum total size. Default: unbounded.
+///     #[serde(default, deserialize_with = "bento_plugin_api::toolkit::optional_size")]
+///     #[schemars(with = "Option<bento_plugin_api::toolkit::HumanSize>")]
+///     max_size: Option<u64>,
+/// }
+/// let options: Options = serde_json::from_str(r#"{"max_size":"1kb"}"#).unwrap();
+/// assert_eq!(options.max_size, Some(1024));
+/// ```
+pub fn optional_size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    struct SizeVisitor;
+
+    impl serde::de::Visitor<'_> for SizeVisitor {
+        type Value = Option<u64>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a size like \"64mb\" or a number of bytes")
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, bytes: u64) -> Result<Self::Value, E> {
+            Ok(Some(bytes))
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, bytes: i64) -> Result<Self::Value, E> {
+            u64::try_from(bytes).map(Some).map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(bytes), &self))
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            parse_size(text).map(Some).map_err(E::custom)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+
+    deserializer.deserialize_any(SizeVisitor)
+}
+
+/// The JSON Schema of a size option read by [`optional_size`]: a number of
+/// bytes or a string like `"64mb"`.
+#[derive(schemars::JsonSchema)]
+#[schemars(untagged)]
+pub enum HumanSize {
+    /// A number of bytes.
+    Bytes(u64),
+    /// A size like `"64mb"` or `"512kb"`.
+    Text(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1kb"), Ok(1024));
+        assert_eq!(parse_size("1.5 GB"), Ok(3 << 29));
+        assert_eq!(parse_size("10b"), Ok(10));
+        assert_eq!(parse_size("2TiB"), Ok(2 << 40));
+        assert!(parse_size("-1mb").is_err());
+        assert!(parse_size("9mb of ram").unwrap_err().contains("9mb of ram"));
+    }
+}

@@ -209,6 +209,66 @@ impl TcpProxy {
     }
 }
 
+/// Crate names of every plugin the workspace ships (drivers and buses).
+pub const BUNDLED_PLUGINS: &[&str] = &[
+    "bento-driver-memory",
+    "bento-driver-redis",
+    "bento-driver-file",
+    "bento-driver-sqlite",
+    "bento-driver-postgres",
+    "bento-driver-mysql",
+    "bento-bus-redis",
+    "bento-bus-nats",
+];
+
+/// A temporary folder holding a copy of every bundled plugin, as an
+/// operator would set one up. Panics (with the build command) when a
+/// plugin is not built.
+pub fn bundled_plugin_folder() -> tempfile::TempDir {
+    let folder = tempfile::tempdir().expect("temp dir");
+    for crate_name in BUNDLED_PLUGINS {
+        let source = plugin_path(crate_name);
+        let file_name = source.file_name().expect("plugin paths name a file");
+        std::fs::copy(&source, folder.path().join(file_name)).expect("copy a plugin");
+    }
+    folder
+}
+
+/// The folder of the BentoCache 1.6.1 (Node) test harness
+/// (`host/tests/node`), with its `node_modules` installed (`npm ci`, once
+/// per process). `None` with a SKIP line when `node`/`npm` are missing
+/// (a failure under `BENTO_REQUIRE_SERVICES=1`).
+pub fn bentocache_node_dir(test: &str) -> Option<PathBuf> {
+    static INSTALLED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../host/tests/node");
+    let runs = |program: &str| {
+        std::process::Command::new(program).arg("--version").output().is_ok_and(|output| output.status.success())
+    };
+    if !runs("node") || !runs("npm") {
+        assert!(!services_required(), "{test}: `node` and `npm` are required (BENTO_REQUIRE_SERVICES=1)");
+        eprintln!("SKIP {test}: node/npm not installed");
+        return None;
+    }
+    let installed = INSTALLED.get_or_init(|| {
+        if dir.join("node_modules/bentocache/package.json").exists() {
+            return Ok(());
+        }
+        let output = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .output()
+            .map_err(|error| format!("npm ci in {}: {error}", dir.display()))?;
+        match output.status.success() {
+            true => Ok(()),
+            false => Err(format!("npm ci failed: {}", String::from_utf8_lossy(&output.stderr))),
+        }
+    });
+    if let Err(error) = installed {
+        panic!("{test}: {error}");
+    }
+    Some(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::host_port;
