@@ -16,6 +16,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;
 
+/// How many keys' decode failures are remembered as already logged.
+const DECODE_WARNINGS_KEPT: usize = 10_000;
+
 /// What a cached value must be: serializable for L2, cloneable out of L1.
 /// `Option<T>` is a value like any other, so `None` can be cached.
 pub trait CacheValue: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
@@ -109,8 +112,56 @@ impl Cache {
 
     // ---- observations -------------------------------------------------
 
+    /// The span of one operation: named after it for OpenTelemetry
+    /// (`otel.name`), with the store, namespace, and the key — or, unless
+    /// the store sets `record_keys`, a stable hash of the full key. The
+    /// read pipeline records `layer` and `outcome` (hit, graced, miss);
+    /// [`Cache::traced`] records `result`.
+    pub(crate) fn op_span(&self, operation: &'static str, key: Option<&str>) -> tracing::Span {
+        let core = &self.inner.core;
+        let span = tracing::debug_span!(
+            "bento",
+            otel.name = operation,
+            store = %core.name,
+            namespace = %self.inner.namespace,
+            key = tracing::field::Empty,
+            key_hash = tracing::field::Empty,
+            layer = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            result = tracing::field::Empty,
+        );
+        if let (Some(key), false) = (key, span.is_disabled()) {
+            if core.settings.record_keys {
+                span.record("key", key);
+            } else {
+                span.record("key_hash", format_args!("{:016x}", key_hash(&self.full_key(key))));
+            }
+        }
+        span
+    }
+
+    /// Run `body` in the span of `operation` on `key`, recording whether
+    /// it succeeded.
+    pub(crate) async fn traced<R>(
+        &self,
+        operation: &'static str,
+        key: Option<&str>,
+        body: impl std::future::Future<Output = Result<R, Error>>,
+    ) -> Result<R, Error> {
+        let span = self.op_span(operation, key);
+        let result = tracing::Instrument::instrument(body, span.clone()).await;
+        span.record("result", if result.is_ok() { "ok" } else { "error" });
+        result
+    }
+
     pub(crate) fn record_hit(&self, key: &str, layer: Layer, graced: bool) {
         let core = &self.inner.core;
+        // One atomic load when nobody traces (the L1 hit path).
+        if tracing::level_enabled!(tracing::Level::DEBUG) {
+            let span = tracing::Span::current();
+            span.record("layer", if layer == Layer::L1 { "l1" } else { "l2" });
+            span.record("outcome", if graced { "graced" } else { "hit" });
+        }
         match (graced, layer) {
             (true, _) => core.metrics.graced_hits.increment(1),
             (false, Layer::L1) => core.metrics.l1_hits.increment(1),
@@ -121,6 +172,9 @@ impl Cache {
 
     pub(crate) fn record_miss(&self, key: &str) {
         let core = &self.inner.core;
+        if tracing::level_enabled!(tracing::Level::DEBUG) {
+            tracing::Span::current().record("outcome", "miss");
+        }
         core.metrics.misses.increment(1);
         core.events.emit(|| CacheEvent::Miss { store: core.name.clone(), key: self.event_key(key) });
     }
@@ -128,6 +182,44 @@ impl Cache {
     pub(crate) fn emit(&self, make: impl FnOnce(Arc<str>, String) -> CacheEvent, key: &str) {
         let core = &self.inner.core;
         core.events.emit(|| make(core.name.clone(), self.event_key(key)));
+    }
+
+    /// The decode policy: a value that does not read as the requested type
+    /// fails the read under `strict_decoding`; otherwise it is a miss,
+    /// logged once per key, counted and reported as an event.
+    pub(crate) fn decode_failed(
+        &self,
+        key: &str,
+        layer: Layer,
+        error: crate::error::BoxError,
+        settings: &Settings,
+    ) -> Result<(), Error> {
+        if settings.strict_decoding {
+            return Err(Error::Serialization { key: key.to_string(), source: error });
+        }
+        let core = &self.inner.core;
+        match layer {
+            Layer::L1 => core.metrics.decode_failures_l1.increment(1),
+            Layer::L2 => core.metrics.decode_failures_l2.increment(1),
+        }
+        let full_key = self.full_key(key);
+        let first = {
+            let mut warned = core.decode_warned.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if warned.len() >= DECODE_WARNINGS_KEPT {
+                warned.clear();
+            }
+            warned.insert(full_key)
+        };
+        if first {
+            tracing::warn!(store = %core.name, key, ?layer, %error, "value does not decode as the requested type: read as a miss");
+        }
+        core.events.emit(|| CacheEvent::DecodeFailed {
+            store: core.name.clone(),
+            key: self.event_key(key),
+            layer,
+            error: error.to_string(),
+        });
+        Ok(())
     }
 
     /// The L2 error policy: log it; return it unless suppressed.
@@ -139,4 +231,10 @@ impl Cache {
             Err(Error::L2 { key: key.to_string(), source })
         }
     }
+}
+
+/// A stable 64-bit hash of a full key (FNV-1a), so spans of different
+/// instances can be correlated without carrying the key itself.
+fn key_hash(full_key: &str) -> u64 {
+    full_key.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }

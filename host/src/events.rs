@@ -79,6 +79,19 @@ pub enum CacheEvent {
         /// Keys of the change.
         keys: Vec<String>,
     },
+    /// A stored value could not be read as the requested type (another
+    /// type, corrupt or foreign data): read as a miss, unless the store
+    /// uses `strict_decoding` (then the read fails).
+    DecodeFailed {
+        /// Store name.
+        store: Arc<str>,
+        /// The key.
+        key: String,
+        /// The tier holding the value.
+        layer: Layer,
+        /// What the serializer said.
+        error: String,
+    },
     /// A change from another instance was applied to L1.
     BusReceived {
         /// Store name.

@@ -113,7 +113,7 @@ impl Cache {
         seen: Option<SeenInL1>,
     ) -> Result<T, Error> {
         let settings = self.settings_with(&options)?;
-        let span = tracing::debug_span!("bento.get_or_set", store = %self.inner.core.name, key);
+        let span = self.op_span("get_or_set", Some(key));
         let call = self.get_or_set_locked(key, factory, settings.clone(), tags, seen).instrument(span);
         // The hard timeout bounds the whole call, lock waits included; the
         // refresh task (if started) still finishes and caches its value.
@@ -181,7 +181,7 @@ impl Cache {
                 WaitOutcome::Serve(entry, layer) => return Ok(self.serve_graced(key, entry, layer)),
             },
             Some(Duration::ZERO) => locks.try_acquire(&full_key),
-            wait => locks.acquire(&full_key, wait).await,
+            wait => locks.acquire(&full_key, wait).instrument(lock_wait_span()).await,
         };
         let Some(guard) = guard else {
             return match graced {
@@ -289,7 +289,7 @@ impl Cache {
     ) -> WaitOutcome<T> {
         let locks = &self.inner.core.locks;
         let lock_left = || settings.lock_timeout.map(|lock| lock.saturating_sub(started.elapsed()));
-        let shared = match locks.acquire_or_stale(full_key, lock_left()).await {
+        let shared = match locks.acquire_or_stale(full_key, lock_left()).instrument(lock_wait_span()).await {
             Acquired::Locked(guard) => return WaitOutcome::Locked(Some(guard), None),
             Acquired::TimedOut => return WaitOutcome::Locked(None, None),
             Acquired::Stale(shared) => shared,
@@ -300,14 +300,14 @@ impl Cache {
             .cloned();
         let Some((entry, layer)) = usable else {
             // Another type, or outside our grace: wait for the lock itself.
-            return WaitOutcome::Locked(locks.acquire(full_key, lock_left()).await, None);
+            return WaitOutcome::Locked(locks.acquire(full_key, lock_left()).instrument(lock_wait_span()).await, None);
         };
         let soft_left = settings.timeout.unwrap_or_default().saturating_sub(started.elapsed());
         if soft_left.is_zero() {
             return WaitOutcome::Serve(entry, layer);
         }
         let wait = lock_left().map_or(soft_left, |lock| lock.min(soft_left));
-        match locks.acquire(full_key, Some(wait)).await {
+        match locks.acquire(full_key, Some(wait)).instrument(lock_wait_span()).await {
             Some(guard) => WaitOutcome::Locked(Some(guard), Some((entry, layer))),
             None => WaitOutcome::Serve(entry, layer),
         }
@@ -375,7 +375,8 @@ impl Cache {
         self.record_miss(&key);
         let context = FactoryContext::new(key.clone(), graced.as_ref().map(|(entry, _)| entry.clone()));
         let started = Instant::now();
-        let result = AssertUnwindSafe(factory.call(context.clone())).catch_unwind().await;
+        let factory_span = tracing::debug_span!("bento.factory", store = %self.inner.core.name);
+        let result = AssertUnwindSafe(factory.call(context.clone())).catch_unwind().instrument(factory_span).await;
         self.inner.core.metrics.factory_seconds.record(started.elapsed().as_secs_f64());
         let result = result.unwrap_or_else(|panic| Err(panic_message(panic).into()));
         match result {
@@ -428,6 +429,11 @@ impl Cache {
             tracing::warn!(key, %error, "grace backoff could not be written");
         }
     }
+}
+
+/// The span of a wait for a key's lock (inside the operation's span).
+fn lock_wait_span() -> tracing::Span {
+    tracing::debug_span!("bento.lock_wait")
 }
 
 async fn sleep_until_or_never(deadline: Option<tokio::time::Instant>) {

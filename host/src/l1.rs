@@ -188,6 +188,15 @@ impl L1 {
         matches!(self, L1::Memory(_))
     }
 
+    /// Entries and total weight of the built-in store (for gauges); `None`
+    /// for a plugin.
+    pub fn usage(&self) -> Option<(usize, u64)> {
+        match self {
+            L1::Memory(l1) => Some((l1.store.len(), l1.store.weight())),
+            L1::Plugin(_) => None,
+        }
+    }
+
     /// Whether writers should pass the serialized size as the weight.
     pub fn measures_size(&self) -> bool {
         matches!(self, L1::Memory(l1) if l1.measures_size)

@@ -10,12 +10,15 @@ use crate::driver::Driver;
 use crate::entry::{ms_after, now_ms, Entry};
 use crate::recovery::{AutoRecovery, PendingOp, PendingRead, Target};
 use crate::serializer::{self, Serializer};
+use crate::telemetry::L2Metrics;
 use async_trait::async_trait;
 use bento_plugin_api::{DriverError, ErrorKind, Prefix, SetItem};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::field::Empty;
+use tracing::Instrument;
 
 /// What the cache manager needs from a remote store. Keys are relative to
 /// the handle's prefix; values are opaque bytes.
@@ -115,6 +118,7 @@ impl CircuitBreaker {
 /// What every namespace of a store's L2 shares.
 pub(crate) struct L2Shared {
     pub breaker: CircuitBreaker,
+    pub metrics: L2Metrics,
     pub recovery: AutoRecovery,
     /// The store's `l2_timeout`, for replays.
     pub timeout: Option<Duration>,
@@ -122,24 +126,43 @@ pub(crate) struct L2Shared {
 }
 
 impl L2Shared {
-    /// Run one driver call through the breaker and the time limit.
+    /// Run one driver call (`name` for spans and metrics) through the
+    /// breaker and the time limit.
     pub async fn call<R>(
         &self,
+        name: &'static str,
         timeout: Option<Duration>,
         operation: impl Future<Output = Result<R, DriverError>>,
     ) -> Result<R, DriverError> {
         if self.breaker.is_open(now_ms()) {
             return Err(DriverError::new(ErrorKind::CONNECTION, "L2 circuit breaker is open"));
         }
-        let result = match timeout.filter(|_| tokio::runtime::Handle::try_current().is_ok()) {
-            Some(limit) => tokio::time::timeout(limit, operation).await.unwrap_or_else(|_| {
-                Err(DriverError::timeout(format_args!("L2 call did not answer within {limit:?} (l2_timeout)")))
-            }),
-            // Without a tokio runtime there is no timer to bound it with.
-            None => operation.await,
-        };
-        if result.is_err() {
-            self.breaker.record_failure(now_ms());
+        let span = tracing::debug_span!("bento.l2", store = %self.metrics.store(), operation = name, outcome = Empty);
+        let started = std::time::Instant::now();
+        let result = async {
+            match timeout.filter(|_| tokio::runtime::Handle::try_current().is_ok()) {
+                Some(limit) => tokio::time::timeout(limit, operation).await.unwrap_or_else(|_| {
+                    Err(DriverError::timeout(format_args!("L2 call did not answer within {limit:?} (l2_timeout)")))
+                }),
+                // Without a tokio runtime there is no timer to bound it with.
+                None => operation.await,
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        self.metrics.call(name, result.is_ok(), started.elapsed().as_secs_f64());
+        match &result {
+            Ok(_) => {
+                span.record("outcome", "ok");
+                self.metrics.breaker_open.set(0.0);
+            }
+            Err(error) => {
+                span.record("outcome", tracing::field::display(error));
+                self.breaker.record_failure(now_ms());
+                if self.breaker.duration.is_some() {
+                    self.metrics.breaker_open.set(1.0);
+                }
+            }
         }
         result
     }
@@ -149,13 +172,13 @@ impl L2Shared {
         let timeout = self.timeout;
         match op {
             PendingOp::Set { bytes, physical_expiration, .. } => match ttl_until(*physical_expiration, now_ms()) {
-                Some(ttl) => self.call(timeout, driver.set(key, bytes.clone(), ttl)).await.map(drop),
+                Some(ttl) => self.call("set", timeout, driver.set(key, bytes.clone(), ttl)).await.map(drop),
                 // Physically gone meanwhile: what L2 holds is older still.
-                None => self.call(timeout, driver.delete(key)).await.map(drop),
+                None => self.call("delete", timeout, driver.delete(key)).await.map(drop),
             },
-            PendingOp::Delete => self.call(timeout, driver.delete(key)).await.map(drop),
+            PendingOp::Delete => self.call("delete", timeout, driver.delete(key)).await.map(drop),
             PendingOp::Expire { at, grace } => self.expire(driver, key, *at, *grace, timeout).await.map(drop),
-            PendingOp::Clear => self.call(timeout, driver.clear()).await,
+            PendingOp::Clear => self.call("clear", timeout, driver.clear()).await,
         }
     }
 
@@ -169,7 +192,7 @@ impl L2Shared {
         grace: Option<Duration>,
         timeout: Option<Duration>,
     ) -> Result<bool, DriverError> {
-        let Some(bytes) = self.call(timeout, driver.get(key)).await? else { return Ok(false) };
+        let Some(bytes) = self.call("get", timeout, driver.get(key)).await? else { return Ok(false) };
         let serializer = &*self.serializer;
         let Ok(mut entry) = serializer::decode::<serde_json::Value>(serializer, &bytes) else { return Ok(false) };
         if entry.is_expired(at) {
@@ -177,18 +200,18 @@ impl L2Shared {
         }
         let Some(grace) = grace else {
             // Without grace an expired entry can never be served: drop it.
-            self.call(timeout, driver.delete(key)).await?;
+            self.call("delete", timeout, driver.delete(key)).await?;
             return Ok(true);
         };
         let physical_expiration = entry.logical_expiration.map(|old| ms_after(old, grace));
         entry.logical_expiration = Some(at);
         let Some(ttl) = ttl_until(physical_expiration, now_ms()) else {
-            self.call(timeout, driver.delete(key)).await?;
+            self.call("delete", timeout, driver.delete(key)).await?;
             return Ok(true);
         };
         let bytes = serializer::encode(serializer, &entry)
             .map_err(|error| DriverError::backend(format!("re-encoding {key}: {error}")))?;
-        self.call(timeout, driver.set(key, bytes, ttl)).await?;
+        self.call("set", timeout, driver.set(key, bytes, ttl)).await?;
         Ok(true)
     }
 }
@@ -257,6 +280,7 @@ impl L2 {
     /// replayed (its error reaches the caller, who then knows).
     async fn write<R>(
         &self,
+        name: &'static str,
         key: &str,
         op: impl FnOnce() -> PendingOp,
         call: impl Future<Output = Result<R, DriverError>>,
@@ -271,7 +295,7 @@ impl L2 {
             self.queue(Target::Key(full_key), key, op());
             return Ok(None);
         }
-        match self.shared.call(timeout, call).await {
+        match self.shared.call(name, timeout, call).await {
             Ok(answer) => Ok(Some(answer)),
             Err(error) => {
                 if queue {
@@ -295,7 +319,7 @@ impl L2 {
 
     /// The value of `key`.
     pub async fn get(&self, key: &str, timeout: Option<Duration>) -> Result<Option<L2Value>, DriverError> {
-        let found = self.shared.call(timeout, self.driver.get(key)).await?;
+        let found = self.shared.call("get", timeout, self.driver.get(key)).await?;
         Ok(self.adjust(key, found))
     }
 
@@ -305,7 +329,7 @@ impl L2 {
         keys: &[String],
         timeout: Option<Duration>,
     ) -> Result<Vec<Option<L2Value>>, DriverError> {
-        let found = self.shared.call(timeout, self.driver.get_many(keys)).await?;
+        let found = self.shared.call("get_many", timeout, self.driver.get_many(keys)).await?;
         if found.len() != keys.len() {
             return Err(DriverError::backend(format!(
                 "get_many answered {} values for {} keys",
@@ -327,7 +351,7 @@ impl L2 {
                 _ => None,
             });
         }
-        match self.shared.call(timeout, self.driver.pull(key)).await {
+        match self.shared.call("pull", timeout, self.driver.pull(key)).await {
             Ok(found) => Ok(found.map(|bytes| L2Value { bytes, expired_at: None })),
             Err(error) => {
                 self.queue(Target::Key(full_key), key, PendingOp::Delete);
@@ -352,7 +376,7 @@ impl L2 {
             return self.delete(key, timeout).await.map(|_| Reached::Now(false));
         };
         let op = || PendingOp::Set { bytes: bytes.clone(), physical_expiration, notify };
-        let answer = self.write(key, op, self.driver.set(key, bytes.clone(), ttl), timeout, queue).await?;
+        let answer = self.write("set", key, op, self.driver.set(key, bytes.clone(), ttl), timeout, queue).await?;
         Ok(answer.map_or(Reached::Queued, Reached::Now))
     }
 
@@ -375,7 +399,8 @@ impl L2 {
                 ttl_until(*at, now).map(|ttl| SetItem { key: key.clone(), value: value.clone(), ttl })
             })
             .collect();
-        let result = if blocked { None } else { Some(self.shared.call(timeout, self.driver.set_many(batch)).await) };
+        let result =
+            if blocked { None } else { Some(self.shared.call("set_many", timeout, self.driver.set_many(batch)).await) };
         match result {
             Some(Ok(stored)) => Ok(Reached::Now(stored)),
             failed => {
@@ -393,13 +418,17 @@ impl L2 {
 
     /// Delete `key`; `Some(existed)` when L2 answered, `None` when queued.
     pub async fn delete(&self, key: &str, timeout: Option<Duration>) -> Result<Option<bool>, DriverError> {
-        self.write(key, || PendingOp::Delete, self.driver.delete(key), timeout, true).await
+        self.write("delete", key, || PendingOp::Delete, self.driver.delete(key), timeout, true).await
     }
 
     /// Delete `keys` in one driver call; how many existed.
     pub async fn delete_many(&self, keys: &[String], timeout: Option<Duration>) -> Result<u64, DriverError> {
         let blocked = keys.iter().any(|key| self.shared.recovery.blocks(&self.full_key(key)));
-        let result = if blocked { None } else { Some(self.shared.call(timeout, self.driver.delete_many(keys)).await) };
+        let result = if blocked {
+            None
+        } else {
+            Some(self.shared.call("delete_many", timeout, self.driver.delete_many(keys)).await)
+        };
         match result {
             Some(Ok(count)) => Ok(count),
             failed => {
@@ -441,7 +470,7 @@ impl L2 {
             self.queue(target, "", PendingOp::Clear);
             return Ok(());
         }
-        let result = self.shared.call(timeout, self.driver.clear()).await;
+        let result = self.shared.call("clear", timeout, self.driver.clear()).await;
         if result.is_err() {
             self.queue(target, "", PendingOp::Clear);
         }
@@ -450,7 +479,7 @@ impl L2 {
 
     /// Remove expired entries.
     pub async fn prune(&self, timeout: Option<Duration>) -> Result<(), DriverError> {
-        self.shared.call(timeout, self.driver.prune()).await
+        self.shared.call("prune", timeout, self.driver.prune()).await
     }
 
     /// Close the driver (bounded by the caller; the breaker does not apply).

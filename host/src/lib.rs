@@ -87,6 +87,7 @@ mod store;
 mod store_core;
 mod tags;
 mod telemetry;
+mod typed;
 mod verbs;
 mod write;
 
@@ -110,5 +111,6 @@ pub use serializer::{JsonSerializer, Serializer};
 pub use store::{Store, StoreBuilder};
 pub use store_core::FactoryErrorHook;
 pub use tags::{HARD_TAG_PREFIX, SOFT_TAG_PREFIX};
+pub use typed::TypedCache;
 pub use verbs::DISCONNECT_TIMEOUT;
 pub use write::AUTO_RECOVERY_INTERVAL;

@@ -96,6 +96,11 @@ macro_rules! option_setters {
             self.with_options(|options| options.l2_timeout(timeout))
         }
 
+        /// Fail (instead of missing) when the value does not decode as `T`.
+        pub fn strict_decoding(self, strict: bool) -> Self {
+            self.with_options(|options| options.strict_decoding(strict))
+        }
+
         /// Whether L2 errors are logged and ignored.
         pub fn suppress_l2_errors(self, suppress: bool) -> Self {
             self.with_options(|options| options.suppress_l2_errors(suppress))

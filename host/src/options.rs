@@ -79,6 +79,18 @@ pub struct CacheOptions {
     /// 10 000.
     #[serde(default)]
     pub auto_recovery_max_items: Option<usize>,
+    /// A value that does not decode as the requested type (another type,
+    /// corrupt or foreign data) fails the read with `Error::Serialization`
+    /// instead of reading as a miss (logged once per key, counted in
+    /// `bento_decode_failures_total`, `CacheEvent::DecodeFailed`).
+    /// Default: false.
+    #[serde(default)]
+    pub strict_decoding: Option<bool>,
+    /// Spans carry the key itself (`key`) instead of a hash of it
+    /// (`key_hash`); keys may be personal data. Store/global level only.
+    /// Default: false.
+    #[serde(default)]
+    pub record_keys: Option<bool>,
     /// Key prefix of the store (store/global level only). Default:
     /// `"bentocache"`.
     #[serde(default)]
@@ -131,6 +143,10 @@ impl CacheOptions {
         l2_timeout: Duration => l2_timeout = Some(l2_timeout));
     setter!(/// Bound of the auto-recovery queue (0 disables it).
         auto_recovery_max_items: usize => auto_recovery_max_items = auto_recovery_max_items);
+    setter!(/// Fail reads of values that do not decode instead of missing.
+        strict_decoding: bool => strict_decoding = strict_decoding);
+    setter!(/// Record keys in spans (instead of their hash).
+        record_keys: bool => record_keys = record_keys);
     setter!(/// Key prefix of the store.
         prefix: impl Into<String> => prefix = prefix.into());
     setter!(/// Run the factory even if a fresh value exists.
@@ -171,6 +187,8 @@ impl CacheOptions {
             l2_circuit_breaker_duration: self.l2_circuit_breaker_duration.or(base.l2_circuit_breaker_duration),
             l2_timeout: self.l2_timeout.or(base.l2_timeout),
             auto_recovery_max_items: self.auto_recovery_max_items.or(base.auto_recovery_max_items),
+            strict_decoding: self.strict_decoding.or(base.strict_decoding),
+            record_keys: self.record_keys.or(base.record_keys),
             prefix: self.prefix.clone().or_else(|| base.prefix.clone()),
             force_fresh: self.force_fresh.or(base.force_fresh),
             skip_l2_write: self.skip_l2_write.or(base.skip_l2_write),
@@ -220,6 +238,10 @@ pub struct Settings {
     pub l2_timeout: Option<Duration>,
     /// Bound of the auto-recovery queue (store level; 0 = disabled).
     pub auto_recovery_max_items: usize,
+    /// Whether undecodable values fail the read.
+    pub strict_decoding: bool,
+    /// Whether spans carry keys (store level).
+    pub record_keys: bool,
     /// Store prefix.
     pub prefix: String,
     /// Run the factory even when fresh.
@@ -245,6 +267,8 @@ impl Settings {
             l2_circuit_breaker_duration: options.l2_circuit_breaker_duration.unwrap_or(None),
             l2_timeout: options.l2_timeout.unwrap_or(Some(DEFAULT_L2_TIMEOUT)),
             auto_recovery_max_items: options.auto_recovery_max_items.unwrap_or(DEFAULT_AUTO_RECOVERY_MAX_ITEMS),
+            strict_decoding: options.strict_decoding.unwrap_or(false),
+            record_keys: options.record_keys.unwrap_or(false),
             prefix: options.prefix.clone().unwrap_or_else(|| DEFAULT_PREFIX.to_string()),
             force_fresh: options.force_fresh.unwrap_or(false),
             skip_l2_write: options.skip_l2_write.unwrap_or(false),
@@ -266,6 +290,8 @@ impl Settings {
             l2_circuit_breaker_duration: self.l2_circuit_breaker_duration,
             l2_timeout: op.l2_timeout.unwrap_or(self.l2_timeout),
             auto_recovery_max_items: self.auto_recovery_max_items,
+            strict_decoding: op.strict_decoding.unwrap_or(self.strict_decoding),
+            record_keys: self.record_keys,
             prefix: self.prefix.clone(),
             force_fresh: op.force_fresh.unwrap_or(self.force_fresh),
             skip_l2_write: op.skip_l2_write.unwrap_or(self.skip_l2_write),

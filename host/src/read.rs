@@ -237,7 +237,15 @@ impl Cache {
             };
             for (index, entry) in entries.into_iter().enumerate() {
                 let Some(entry) = entry else { continue };
-                let Some(value) = D::from_l1(&entry, serializer) else { continue };
+                let Some(value) = D::from_l1(&entry, serializer) else {
+                    self.decode_failed(
+                        keys[index],
+                        Layer::L1,
+                        "the L1 value does not convert to this type".into(),
+                        settings,
+                    )?;
+                    continue;
+                };
                 let state = self.tag_state(entry.tags(), entry.created_at, settings).await?;
                 if state == TagState::Deleted {
                     l1.delete(keys[index]).await;
@@ -286,7 +294,7 @@ impl Cache {
                 let mut entry = match D::from_l2(serializer, &found) {
                     Ok(entry) => entry,
                     Err(error) => {
-                        tracing::warn!(store = %self.inner.core.name, key, %error, "undecodable L2 entry ignored");
+                        self.decode_failed(key, Layer::L2, error, settings)?;
                         continue;
                     }
                 };

@@ -15,7 +15,7 @@ use crate::recovery::AutoRecovery;
 use crate::serializer::{JsonSerializer, Serializer};
 use crate::store_core::FactoryErrorHook;
 use crate::store_core::StoreCore;
-use crate::telemetry::StoreMetrics;
+use crate::telemetry::{L2Metrics, StoreMetrics};
 use futures::FutureExt;
 use std::sync::Arc;
 
@@ -151,6 +151,7 @@ impl StoreBuilder {
         let l2_shared = self.l2.as_ref().map(|_| {
             Arc::new(L2Shared {
                 breaker: CircuitBreaker::new(settings.l2_circuit_breaker_duration),
+                metrics: L2Metrics::new(name),
                 recovery: AutoRecovery::new(name, settings.auto_recovery_max_items),
                 timeout: settings.l2_timeout,
                 serializer: serializer.clone(),
@@ -181,6 +182,7 @@ impl StoreBuilder {
             l1_root,
             l2_shared,
             longest_tagged_lifetime: Default::default(),
+            decode_warned: Default::default(),
             settings,
         });
         let root = Cache::root(core.clone(), l1, l2);

@@ -42,6 +42,9 @@ pub(crate) struct StoreCore {
     /// The longest physical lifetime (ms, `u64::MAX` = forever) of a tagged
     /// entry this store wrote: tag keys must outlive such entries.
     pub longest_tagged_lifetime: AtomicU64,
+    /// Keys whose decode failure was already logged (bounded; cleared when
+    /// full), so a bad key warns once, not on every read.
+    pub decode_warned: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl StoreCore {
@@ -69,9 +72,11 @@ impl StoreCore {
             namespace: message.namespace.clone(),
             keys: message.keys.clone(),
         });
-        if let Err(error) = bus.publish(&self.name, &message).await {
+        let span = tracing::debug_span!("bento.bus.publish", store = %self.name, kind = ?kind, namespace);
+        if let Err(error) = tracing::Instrument::instrument(bus.publish(&self.name, &message), span).await {
             tracing::warn!(store = %self.name, %error, "bus notification dropped");
         }
+        self.metrics.bus_retry_queue.set(bus.queue_len() as f64);
     }
 
     /// Another instance invalidated a tag: its new timestamp is in L2, which
@@ -93,6 +98,17 @@ impl StoreCore {
     /// for grace), Delete removes them, Clear clears the namespace. Never
     /// re-published.
     pub async fn apply_message(&self, change: &BusMessage) {
+        let span = tracing::debug_span!(
+            "bento.bus.receive",
+            store = %self.name,
+            kind = ?change.kind,
+            namespace = %change.namespace,
+            keys = change.keys.len()
+        );
+        tracing::Instrument::instrument(self.apply_message_traced(change), span).await
+    }
+
+    async fn apply_message_traced(&self, change: &BusMessage) {
         let prefix = Prefix::new(&change.namespace);
         match change.kind {
             MessageKind::Clear => self.order.changed_all(),

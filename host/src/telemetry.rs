@@ -4,9 +4,16 @@
 //! `bento_graced_hits_total{store}`, `bento_misses_total{store}`,
 //! `bento_writes_total{store}`, `bento_deletes_total{store}`,
 //! `bento_bus_messages_total{store,direction}`,
-//! `bento_factory_seconds{store}` (histogram).
+//! `bento_factory_seconds{store}` (histogram),
+//! `bento_decode_failures_total{store,layer}`,
+//! `bento_l2_call_seconds{store,operation,outcome}` (histogram),
+//! `bento_l2_breaker_open{store}` (gauge, 0/1),
+//! `bento_l1_entries{store}` and `bento_l1_weight{store}` (gauges, updated
+//! after writes), `bento_auto_recovery_queue_length{store}` (gauge) and
+//! `bento_auto_recovery_dropped_total{store}`,
+//! `bento_bus_retry_queue_length{store}` (gauge, after each publish).
 
-use metrics::{counter, histogram, Counter, Histogram};
+use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 
 pub(crate) struct StoreMetrics {
     pub l1_hits: Counter,
@@ -18,6 +25,11 @@ pub(crate) struct StoreMetrics {
     pub bus_published: Counter,
     pub bus_received: Counter,
     pub factory_seconds: Histogram,
+    pub decode_failures_l1: Counter,
+    pub decode_failures_l2: Counter,
+    pub l1_entries: Gauge,
+    pub l1_weight: Gauge,
+    pub bus_retry_queue: Gauge,
 }
 
 impl StoreMetrics {
@@ -32,7 +44,38 @@ impl StoreMetrics {
             deletes: counter!("bento_deletes_total", "store" => store.clone()),
             bus_published: counter!("bento_bus_messages_total", "store" => store.clone(), "direction" => "published"),
             bus_received: counter!("bento_bus_messages_total", "store" => store.clone(), "direction" => "received"),
-            factory_seconds: histogram!("bento_factory_seconds", "store" => store),
+            factory_seconds: histogram!("bento_factory_seconds", "store" => store.clone()),
+            decode_failures_l1: counter!("bento_decode_failures_total", "store" => store.clone(), "layer" => "l1"),
+            decode_failures_l2: counter!("bento_decode_failures_total", "store" => store.clone(), "layer" => "l2"),
+            l1_entries: gauge!("bento_l1_entries", "store" => store.clone()),
+            l1_weight: gauge!("bento_l1_weight", "store" => store.clone()),
+            bus_retry_queue: gauge!("bento_bus_retry_queue_length", "store" => store),
         }
+    }
+}
+
+/// Per-operation L2 instruments of one store (latency by outcome, breaker).
+pub(crate) struct L2Metrics {
+    store: String,
+    pub breaker_open: Gauge,
+}
+
+impl L2Metrics {
+    pub fn store(&self) -> &str {
+        &self.store
+    }
+
+    pub fn new(store: &str) -> Self {
+        L2Metrics {
+            store: store.to_string(),
+            breaker_open: gauge!("bento_l2_breaker_open", "store" => store.to_string()),
+        }
+    }
+
+    /// Record one L2 call of `operation` that took `seconds`.
+    pub fn call(&self, operation: &'static str, ok: bool, seconds: f64) {
+        let outcome = if ok { "ok" } else { "error" };
+        histogram!("bento_l2_call_seconds", "store" => self.store.clone(), "operation" => operation, "outcome" => outcome)
+            .record(seconds);
     }
 }

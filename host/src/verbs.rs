@@ -15,7 +15,6 @@ use crate::write::{Invalidation, Notify, Write};
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tracing::Instrument;
 
 impl Cache {
     /// The value of `key`: fresh, or stale within grace when grace is
@@ -36,10 +35,12 @@ impl Cache {
         options: CacheOptions,
         known: KnownL1,
     ) -> Result<Option<T>, Error> {
-        let settings = self.settings_with(&options)?;
-        let span = tracing::debug_span!("bento.get", store = %self.inner.core.name, key);
-        let found = self.read_one::<Typed<T>>(key, known, &settings).instrument(span).await?;
-        Ok(self.serve(key, found))
+        self.traced("get", Some(key), async {
+            let settings = self.settings_with(&options)?;
+            let found = self.read_one::<Typed<T>>(key, known, &settings).await?;
+            Ok(self.serve(key, found))
+        })
+        .await
     }
 
     /// Record what a read found for `key` (hit, graced hit or miss) and
@@ -96,8 +97,11 @@ impl Cache {
     /// True when `get` would return a value (of any type): fresh, or stale
     /// within the store's grace.
     pub async fn has(&self, key: &str) -> Result<bool, Error> {
-        let settings = &self.inner.core.settings;
-        Ok(!matches!(self.read_one::<Presence>(key, None, settings).await?, Lookup::Missing))
+        self.traced("has", Some(key), async {
+            let settings = &self.inner.core.settings;
+            Ok(!matches!(self.read_one::<Presence>(key, None, settings).await?, Lookup::Missing))
+        })
+        .await
     }
 
     /// `!has(key)`.
@@ -112,6 +116,10 @@ impl Cache {
     /// L2 fails (errors suppressed), the L1 copy is pulled and the L2
     /// delete is queued for auto-recovery.
     pub async fn pull<T: CacheValue>(&self, key: &str) -> Result<Option<T>, Error> {
+        self.traced("pull", Some(key), self.pull_traced(key)).await
+    }
+
+    async fn pull_traced<T: CacheValue>(&self, key: &str) -> Result<Option<T>, Error> {
         let settings = &self.inner.core.settings;
         let core = &self.inner.core;
         let full_key = self.full_key(key);
@@ -124,7 +132,7 @@ impl Cache {
                 Ok(Some(found)) => match decode_entry::<T>(&*core.serializer, &found) {
                     Ok(entry) => self.judge(entry, Layer::L2, settings).await?,
                     Err(error) => {
-                        tracing::warn!(store = %core.name, key, %error, "undecodable L2 entry pulled");
+                        self.decode_failed(key, Layer::L2, error, settings)?;
                         Lookup::Missing
                     }
                 },
@@ -150,7 +158,9 @@ impl Cache {
     /// When L2 fails, L1 is still cleared, the bus still notified and the
     /// L2 delete queued for auto-recovery.
     pub async fn delete(&self, key: &str) -> Result<bool, Error> {
-        Ok(self.invalidate(Invalidation::Delete(&[key]), &self.inner.core.settings).await? > 0)
+        let keys = [key];
+        let deleted = self.invalidate(Invalidation::Delete(&keys), &self.inner.core.settings);
+        Ok(self.traced("delete", Some(key), deleted).await? > 0)
     }
 
     /// Delete every key of `keys`; returns how many existed.
@@ -158,33 +168,39 @@ impl Cache {
         if keys.is_empty() {
             return Ok(0);
         }
-        self.invalidate(Invalidation::Delete(keys), &self.inner.core.settings).await
+        let deleted = self.invalidate(Invalidation::Delete(keys), &self.inner.core.settings);
+        self.traced("delete_many", None, deleted).await
     }
 
     /// Logically expire `key` in L1 and L2, keeping their physical TTL so
     /// the stale value can still be served within grace; notifies the bus.
     pub async fn expire(&self, key: &str) -> Result<bool, Error> {
-        Ok(self.invalidate(Invalidation::Expire(key), &self.inner.core.settings).await? > 0)
+        let expired = self.invalidate(Invalidation::Expire(key), &self.inner.core.settings);
+        Ok(self.traced("expire", Some(key), expired).await? > 0)
     }
 
     /// Remove every key of this namespace (nested namespaces included) from
     /// L1 and L2, and notify the bus.
     pub async fn clear(&self) -> Result<(), Error> {
-        self.invalidate(Invalidation::Clear, &self.inner.core.settings).await.map(drop)
+        let cleared = self.invalidate(Invalidation::Clear, &self.inner.core.settings);
+        self.traced("clear", None, cleared).await.map(drop)
     }
 
     /// Remove expired entries from L1 and L2 storage.
     pub async fn prune(&self) -> Result<(), Error> {
-        let settings = &self.inner.core.settings;
-        if let Some(l1) = &self.inner.l1 {
-            l1.prune().await;
-        }
-        if let Some(l2) = &self.inner.l2 {
-            if let Err(source) = l2.prune(settings.l2_timeout).await {
-                self.l2_failed(self.prefix(), source, settings)?;
+        self.traced("prune", None, async {
+            let settings = &self.inner.core.settings;
+            if let Some(l1) = &self.inner.l1 {
+                l1.prune().await;
             }
-        }
-        Ok(())
+            if let Some(l2) = &self.inner.l2 {
+                if let Err(source) = l2.prune(settings.l2_timeout).await {
+                    self.l2_failed(self.prefix(), source, settings)?;
+                }
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Close the store's drivers (shared by every handle of the store): a
@@ -210,9 +226,12 @@ impl Cache {
     /// same read pipeline): L1 first, then ONE batched L2 read for the
     /// rest (hits are copied into L1), then grace.
     pub async fn get_many<T: CacheValue>(&self, keys: &[&str]) -> Result<Vec<Option<T>>, Error> {
-        let settings = &self.inner.core.settings;
-        let found = self.read::<Typed<T>>(keys, None, settings).await?;
-        Ok(keys.iter().zip(found).map(|(key, found)| self.serve(key, found)).collect())
+        self.traced("get_many", None, async {
+            let settings = &self.inner.core.settings;
+            let found = self.read::<Typed<T>>(keys, None, settings).await?;
+            Ok(keys.iter().zip(found).map(|(key, found)| self.serve(key, found)).collect())
+        })
+        .await
     }
 
     /// Store every `(key, value)` with the store's options: L1, then ONE
@@ -241,7 +260,7 @@ impl Cache {
                 Write::new(key, entry, settings.grace)
             })
             .collect();
-        let stored = self.write_entries(writes, &settings, Notify::AfterL2).await;
+        let stored = self.traced("set_many", None, self.write_entries(writes, &settings, Notify::AfterL2)).await;
         self.written(&keys);
         stored
     }
@@ -261,7 +280,8 @@ impl Cache {
             tags,
             created_at: now,
         };
-        let stored = self.write_entries(vec![Write::new(key, entry, settings.grace)], settings, Notify::AfterL2).await;
+        let write = self.write_entries(vec![Write::new(key, entry, settings.grace)], settings, Notify::AfterL2);
+        let stored = self.traced("set", Some(key), write).await;
         self.written([key]);
         stored
     }
@@ -290,7 +310,7 @@ impl Cache {
     /// Like every invalidation, it reaches L1 and the bus even when L2
     /// fails (the tag key is then replayed to L2 by auto-recovery).
     pub async fn delete_by_tag(&self, tags: &[&str]) -> Result<bool, Error> {
-        let stored = self.invalidate_tags(tags, HARD_TAG_PREFIX).await;
+        let stored = self.traced("delete_by_tag", None, self.invalidate_tags(tags, HARD_TAG_PREFIX)).await;
         for tag in tags {
             self.emit(|store, key| CacheEvent::Deleted { store, key }, &format!("{HARD_TAG_PREFIX}{tag}"));
         }
@@ -300,7 +320,7 @@ impl Cache {
     /// Soft-invalidate every entry of this namespace tagged with one of
     /// `tags`: they become stale (served within grace while a refresh runs).
     pub async fn expire_by_tag(&self, tags: &[&str]) -> Result<bool, Error> {
-        let stored = self.invalidate_tags(tags, SOFT_TAG_PREFIX).await;
+        let stored = self.traced("expire_by_tag", None, self.invalidate_tags(tags, SOFT_TAG_PREFIX)).await;
         for tag in tags {
             self.emit(|store, key| CacheEvent::Expired { store, key }, &format!("{SOFT_TAG_PREFIX}{tag}"));
         }

@@ -142,6 +142,7 @@ impl Cache {
         }
         full_keys.iter().for_each(|key| core.order.changed(key));
         drop(guards);
+        self.measure_l1();
 
         let keys: Vec<String> = writes.iter().map(|write| write.key.to_string()).collect();
         let l2_has_it = failure.is_none() && reached != Reached::Queued;
@@ -157,6 +158,15 @@ impl Cache {
             // L2 has not taken it yet: the replay will.
             Reached::Queued => false,
         })
+    }
+
+    /// Update the L1 gauges (entries, weight) after a change.
+    fn measure_l1(&self) {
+        if let Some((entries, weight)) = self.inner.l1.as_ref().and_then(|l1| l1.usage()) {
+            let metrics = &self.inner.core.metrics;
+            metrics.l1_entries.set(entries as f64);
+            metrics.l1_weight.set(weight as f64);
+        }
     }
 
     /// Record `keys` as written (metric and event).
@@ -239,6 +249,7 @@ impl Cache {
                 (MessageKind::Clear, Vec::new(), 0)
             }
         };
+        self.measure_l1();
         match kind {
             MessageKind::Clear => {
                 core.publish(kind, self.prefix(), keys).await;
