@@ -76,7 +76,7 @@ mod telemetry;
 mod verbs;
 
 pub use bento::{Bento, BentoBuilder, DEFAULT_STORE};
-pub use bento_plugin_api::{DriverError, ErrorKind, SetItem};
+pub use bento_plugin_api::{Capabilities, DriverError, ErrorKind, SetItem};
 pub use cache::{Cache, CacheValue};
 pub use driver::{Bus, Driver, DriverOptions};
 pub use entry::Entry;

@@ -1,14 +1,18 @@
 //! The stable ABI: everything here crosses the shared-library boundary and is
 //! layout-checked by `abi_stable` when a plugin loads.
 //!
-//! Compatibility rule: fields are only ever appended after the last prefix
-//! field of [`PluginMod`], and methods only appended at the end of
-//! [`FfiDriver`] / [`FfiBus`] with default implementations, so plugins built
-//! against an older minor version keep loading in newer hosts.
+//! Compatibility rule (the whole policy is in the crate docs, "ABI
+//! versioning"): fields are only ever appended after the last prefix field
+//! of [`PluginMod`], and methods only appended after the
+//! `#[sabi(last_prefix_field)]` method of [`FfiDriver`] / [`FfiBus`], each
+//! with a default implementation, so plugins built against an older minor
+//! version keep loading in newer hosts: a method missing from an old
+//! plugin's vtable runs its default here, in the host.
 
 // The `#[sabi_trait]` expansion puts trait impls inside a const block.
 #![allow(non_local_definitions)]
 
+use crate::capabilities::Capabilities;
 use crate::error::{DriverError, ErrorKind};
 use abi_stable::{
     declare_root_module_statics,
@@ -132,7 +136,30 @@ pub trait FfiDriver: Send + Sync {
     /// Close connections; idempotent.
     #[sabi(last_prefix_field)]
     fn disconnect(&self) -> FfiFut<()>;
+
+    // ---- Added in 0.1.1. Plugins built against 0.1.0 lack these vtable
+    // ---- entries: the defaults below run instead (in the host).
+
+    /// What this driver supports beyond the base contract (since 0.1.1).
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+    }
+    /// Take the lock `key` for `owner` for `ttl_ms` milliseconds when it is
+    /// free, expired, or already `owner`'s (then its TTL restarts); true
+    /// when `owner` holds it afterwards (since 0.1.1).
+    fn try_lock(&self, _key: RString, _owner: RString, _ttl_ms: u64) -> FfiFut<bool> {
+        unsupported_future(NO_LOCK)
+    }
+    /// Release the lock `key` if `owner` holds it; true when released
+    /// (since 0.1.1).
+    fn unlock(&self, _key: RString, _owner: RString) -> FfiFut<bool> {
+        unsupported_future(NO_LOCK)
+    }
 }
+
+/// The message of the `Unsupported` error a driver without
+/// [`Capabilities::LOCK`] returns from the lock methods.
+pub const NO_LOCK: &str = "this driver has no distributed lock (it does not declare Capabilities::LOCK)";
 
 /// An owned driver object.
 pub type FfiDriverBox = FfiDriver_TO<'static, RBox<()>>;
@@ -212,22 +239,38 @@ pub const API_VERSION_SYMBOL: &[u8] = b"bento_plugin_api_version\0";
 pub const API_VERSION_CSTR: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 
 /// True when a plugin built against `plugin_api` can be loaded by a host
-/// built against `host_api` (same major, or same minor for 0.x, and the
-/// plugin not newer than the host).
+/// built against `host_api`: same ABI generation and the plugin not newer
+/// than the host. As in Cargo and abi_stable, `0.y.z` reads as
+/// generation `0.y`, revision `z`; `x.y.z` (x ≥ 1) as generation `x`,
+/// revision `y`. A revision only appends to the ABI (see the crate docs,
+/// "ABI versioning"), so an older plugin works in a newer host; a newer
+/// plugin is refused by an older host, with both versions named.
 pub fn api_versions_compatible(host_api: &str, plugin_api: &str) -> bool {
-    fn parse(v: &str) -> Option<(u64, u64, u64)> {
-        let mut parts = v.split(['.', '-', '+']);
-        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
-    }
-    match (parse(host_api), parse(plugin_api)) {
-        (Some((hm, hn, _)), Some((pm, pn, _))) => {
-            if hm == 0 {
-                pm == 0 && hn == pn
-            } else {
-                hm == pm && pn <= hn
-            }
-        }
+    match (AbiVersion::parse(host_api), AbiVersion::parse(plugin_api)) {
+        (Some(host), Some(plugin)) => host.generation == plugin.generation && plugin.revision <= host.revision,
         _ => false,
+    }
+}
+
+/// A `bento-plugin-api` version read as ABI generation + revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AbiVersion {
+    /// `(0, y)` for `0.y.z`, `(x, 0)` for `x.y.z` with x ≥ 1.
+    generation: (u64, u64),
+    /// `z` for `0.y.z`, `y` for `x.y.z` with x ≥ 1.
+    revision: u64,
+}
+
+impl AbiVersion {
+    fn parse(version: &str) -> Option<AbiVersion> {
+        let mut parts = version.split(['.', '-', '+']);
+        let (major, minor, patch): (u64, u64, u64) =
+            (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+        Some(if major == 0 {
+            AbiVersion { generation: (0, minor), revision: patch }
+        } else {
+            AbiVersion { generation: (major, 0), revision: minor }
+        })
     }
 }
 
@@ -243,11 +286,18 @@ mod tests {
 
     #[test]
     fn version_rules() {
-        assert!(api_versions_compatible("0.1.0", "0.1.7"));
-        assert!(!api_versions_compatible("0.1.0", "0.2.0"));
-        assert!(!api_versions_compatible("1.2.0", "2.0.0"));
-        assert!(api_versions_compatible("1.2.0", "1.1.0"));
+        // 0.y.z: y is the generation, z the revision.
+        assert!(api_versions_compatible("0.1.1", "0.1.0"), "an older plugin loads in a newer host");
+        assert!(api_versions_compatible("0.1.1", "0.1.1"));
+        assert!(!api_versions_compatible("0.1.0", "0.1.1"), "a newer plugin is refused by an older host");
+        assert!(!api_versions_compatible("0.2.0", "0.1.0"), "another generation is refused");
+        assert!(!api_versions_compatible("0.1.5", "0.2.0"));
+        // x.y.z: x is the generation, y the revision, z never matters.
+        assert!(api_versions_compatible("1.2.0", "1.1.9"));
+        assert!(api_versions_compatible("1.2.0", "1.2.7"));
         assert!(!api_versions_compatible("1.2.0", "1.3.0"));
+        assert!(!api_versions_compatible("1.2.0", "2.0.0"));
+        assert!(!api_versions_compatible("1.0.0", "0.9.0"));
         assert!(!api_versions_compatible("1.2.0", "garbage"));
     }
 }

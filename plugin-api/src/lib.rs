@@ -50,6 +50,7 @@
 pub mod abi;
 mod adapter;
 mod bus;
+mod capabilities;
 mod driver;
 mod error;
 mod export;
@@ -59,6 +60,7 @@ pub mod toolkit;
 
 pub use adapter::{BusAdapter, DriverAdapter};
 pub use bus::{BusMessageHandler, CacheBus, ReconnectHandler};
+pub use capabilities::Capabilities;
 pub use driver::{CacheDriver, DriverConfig, SetItem};
 pub use error::{DriverError, DriverResult, ErrorKind};
 pub use prefix::Prefix;
