@@ -33,6 +33,14 @@
 //! works on MySQL and MariaDB alike. `clear()` uses `LIKE` with `%`, `_` and
 //! the escape character escaped in the prefix.
 //!
+//! Declares [`Capabilities::LOCK`]: a lock is a row of the same table under
+//! [`toolkit::lock_key`] (`0xFF "lock:" prefix:key`, which no entry key can
+//! equal and no prefix `clear()` matches) holding the owner as its value.
+//! `try_lock` is one `INSERT .. ON DUPLICATE KEY UPDATE` that takes the row
+//! over only when it expired or is already the owner's; `unlock` is one
+//! owner-checked `DELETE`. Expiry uses the server clock like entries, and
+//! `prune()` removes expired locks too.
+//!
 //! Values are bounded by the server's `max_allowed_packet` (MariaDB's
 //! default is 16 MiB, too small for a 16 MiB value plus protocol overhead):
 //! a larger value is refused with a `Backend` error naming the setting.
@@ -44,7 +52,7 @@
 //! `connect_timeout_ms`, `timeout_ms`, `prune_interval_ms`.
 
 use bento_plugin_api::toolkit::{self, require_at_least_one, Lifecycle};
-use bento_plugin_api::{CacheDriver, DriverConfig, DriverError, DriverResult, ErrorKind, Prefix, SetItem};
+use bento_plugin_api::{Capabilities, CacheDriver, DriverConfig, DriverError, DriverResult, ErrorKind, Prefix, SetItem};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
 use sha2::{Digest, Sha256};
@@ -187,6 +195,18 @@ impl StoredKey {
         }
         Ok(StoredKey { hash: Sha256::digest(stored.as_bytes()).to_vec(), key: stored.into_bytes() })
     }
+
+    /// The row of the lock named `stored` ([`toolkit::lock_key`]).
+    fn lock(stored: String) -> DriverResult<Self> {
+        let key = toolkit::lock_key(&stored);
+        if key.len() > MAX_STORED_KEY_BYTES {
+            return Err(DriverError::invalid_key(format!(
+                "the lock key is {} bytes with its prefix; the mysql driver stores at most {MAX_STORED_KEY_BYTES}",
+                key.len()
+            )));
+        }
+        Ok(StoredKey { hash: Sha256::digest(&key).to_vec(), key })
+    }
 }
 
 /// The fixed statements of one table, built once at connect time.
@@ -201,6 +221,9 @@ struct Statements {
     clear_prefix: String,
     clear_all: String,
     prune: String,
+    try_lock: String,
+    holds_lock: String,
+    unlock: String,
 }
 
 const UPSERT: &str =
@@ -222,6 +245,17 @@ impl Statements {
             clear_prefix: format!("DELETE FROM {t} WHERE cache_key LIKE ? ESCAPE '!'"),
             clear_all: format!("DELETE FROM {t}"),
             prune: format!("DELETE FROM {t} WHERE expires_at <= {NOW_MS}"),
+            // Inserted, or taken over when expired or already ours. The
+            // assignments run left to right: `value` first, then
+            // `expires_at` follows only when `value` is now the caller's.
+            try_lock: format!(
+                "INSERT INTO {t} (key_hash, cache_key, `value`, expires_at) VALUES (?, ?, ?, {NOW_MS} + ?) \
+                 ON DUPLICATE KEY UPDATE \
+                 `value` = IF(expires_at <= {NOW_MS} OR `value` = VALUES(`value`), VALUES(`value`), `value`), \
+                 expires_at = IF(`value` = VALUES(`value`), VALUES(expires_at), expires_at)"
+            ),
+            holds_lock: format!("SELECT 1 FROM {t} WHERE {by_key} AND `value` = ? AND expires_at > {NOW_MS}"),
+            unlock: format!("DELETE FROM {t} WHERE {by_key} AND `value` = ? AND expires_at > {NOW_MS}"),
             table: t,
         }
     }
@@ -375,6 +409,9 @@ fn connection_opts(options: &MysqlOptions) -> DriverResult<Opts> {
         .with_reset_connection(false);
     Ok(OptsBuilder::from_opts(url_opts)
         .pool_opts(pool_opts)
+        // `try_lock` reads "0 affected rows" as "the upsert changed
+        // nothing": with CLIENT_FOUND_ROWS it would read 1 instead.
+        .client_found_rows(false)
         .setup(vec![
             "SET time_zone = '+00:00'",
             // No gap locks: fewer deadlocks between racing upserts and pulls.
@@ -560,6 +597,56 @@ impl CacheDriver for MysqlDriver {
                 }
                 transaction.commit().await?;
                 Ok(true)
+            })
+            .await
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::LOCK
+    }
+
+    async fn try_lock(&self, key: &str, owner: &str, ttl: Duration) -> DriverResult<bool> {
+        let key = StoredKey::lock(self.prefix.key(key))?;
+        let statements = &self.shared.statements;
+        // Capped so that a lock always expires (an uncapped TTL means forever).
+        let ttl = ttl_param(Some(ttl.min(Duration::from_millis(MAX_TTL_MS))));
+        let upsert = &Params::Positional(vec![
+            Value::Bytes(key.hash.clone()),
+            Value::Bytes(key.key.clone()),
+            Value::Bytes(owner.as_bytes().to_vec()),
+            ttl,
+        ]);
+        let held = &Params::Positional(vec![
+            Value::Bytes(key.hash.clone()),
+            Value::Bytes(key.key.clone()),
+            Value::Bytes(owner.as_bytes().to_vec()),
+        ]);
+        self.shared
+            .with_conn("try_lock", |mut conn| async move {
+                conn.exec_drop(&statements.try_lock, upsert.clone()).await?;
+                // 1 = inserted, 2 = taken over; 0 = nothing changed: another
+                // owner holds it, or we re-took our own lock within the same
+                // millisecond, which only a read tells apart.
+                if conn.affected_rows() > 0 {
+                    return Ok(true);
+                }
+                Ok(conn.exec_first::<u8, _, _>(&statements.holds_lock, held.clone()).await?.is_some())
+            })
+            .await
+    }
+
+    async fn unlock(&self, key: &str, owner: &str) -> DriverResult<bool> {
+        let key = StoredKey::lock(self.prefix.key(key))?;
+        let sql = &self.shared.statements.unlock;
+        let params = &Params::Positional(vec![
+            Value::Bytes(key.hash),
+            Value::Bytes(key.key),
+            Value::Bytes(owner.as_bytes().to_vec()),
+        ]);
+        self.shared
+            .with_conn("unlock", |mut conn| async move {
+                conn.exec_drop(sql, params.clone()).await?;
+                Ok(conn.affected_rows() > 0)
             })
             .await
     }
