@@ -260,7 +260,15 @@ impl CacheDriver for FileDriver {
     }
 
     async fn prune(&self) -> DriverResult<()> {
-        self.blocking(|store| store.prune(now_ms())).await
+        #[cfg(unix)]
+        let shared = self.shared.clone();
+        self.blocking(move |store| {
+            store.prune(now_ms())?;
+            #[cfg(unix)]
+            shared.locks.prune(now_ms())?;
+            Ok(())
+        })
+        .await
     }
 
     async fn disconnect(&self) -> DriverResult<()> {

@@ -7,8 +7,8 @@
 //! threads and processes on the machine; the kernel drops the `flock` when a
 //! process dies, so a crash never wedges the guard, and the lock's own TTL
 //! frees the lock. A new lock file is written to a temp file and renamed
-//! over, so a crash mid-write never leaves a torn lock. `clear()` and
-//! `prune()` of the entry store never look inside `locks/`.
+//! over, so a crash mid-write never leaves a torn lock. `clear()` of the
+//! entry store never looks inside `locks/`; `prune()` removes expired locks.
 
 use crate::FileDriverError;
 use sha2::{Digest, Sha256};
@@ -105,6 +105,31 @@ impl LockDir {
             }
             _ => Ok(false),
         }
+    }
+}
+
+impl LockDir {
+    /// Remove expired lock files (and unreadable ones).
+    pub(crate) fn prune(&self, now_ms: u64) -> Result<()> {
+        if !self.dir.is_dir() {
+            return Ok(());
+        }
+        let _guard = self.guard()?;
+        let entries = fs::read_dir(&self.dir).map_err(|error| io_error("list", &self.dir, error))?;
+        for entry in entries {
+            let path = entry.map_err(|error| io_error("list", &self.dir, error))?.path();
+            if path.file_name().is_some_and(|name| name.to_string_lossy().starts_with('.')) {
+                continue;
+            }
+            if Self::read(&path)?.is_none_or(|lease| lease.expires_at <= now_ms) {
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(io_error("remove", &path, error)),
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -36,9 +36,10 @@
 //! Declares [`Capabilities::LOCK`]: a lock is a row of the same table under
 //! [`toolkit::lock_key`] (`0xFF "lock:" prefix:key`, which no entry key can
 //! equal and no prefix `clear()` matches) holding the owner as its value.
-//! `try_lock` is one `INSERT .. ON DUPLICATE KEY UPDATE` that takes the row
-//! over only when it expired or is already the owner's; `unlock` is one
-//! owner-checked `DELETE`. Expiry uses the server clock like entries, and
+//! `try_lock` is one transaction: delete the row if it expired or is already
+//! the owner's, then `INSERT` it (a duplicate key means another owner holds
+//! it; InnoDB's row lock on the deleted row makes racing callers wait for
+//! the outcome). `unlock` is one owner-checked `DELETE`. Expiry uses the server clock like entries, and
 //! `prune()` removes expired locks too.
 //!
 //! Values are bounded by the server's `max_allowed_packet` (MariaDB's
@@ -141,6 +142,8 @@ mod codes {
     pub const DEADLOCK: u16 = 1213;
     /// ER_TABLE_EXISTS_ERROR.
     pub const TABLE_EXISTS: u16 = 1050;
+    /// ER_DUP_ENTRY.
+    pub const DUPLICATE_ENTRY: u16 = 1062;
 }
 
 /// `true` for an unquoted-identifier-safe table name.
@@ -221,8 +224,8 @@ struct Statements {
     clear_prefix: String,
     clear_all: String,
     prune: String,
-    try_lock: String,
-    holds_lock: String,
+    lock_release_stale: String,
+    lock_insert: String,
     unlock: String,
 }
 
@@ -245,16 +248,12 @@ impl Statements {
             clear_prefix: format!("DELETE FROM {t} WHERE cache_key LIKE ? ESCAPE '!'"),
             clear_all: format!("DELETE FROM {t}"),
             prune: format!("DELETE FROM {t} WHERE expires_at <= {NOW_MS}"),
-            // Inserted, or taken over when expired or already ours. The
-            // assignments run left to right: `value` first, then
-            // `expires_at` follows only when `value` is now the caller's.
-            try_lock: format!(
-                "INSERT INTO {t} (key_hash, cache_key, `value`, expires_at) VALUES (?, ?, ?, {NOW_MS} + ?) \
-                 ON DUPLICATE KEY UPDATE \
-                 `value` = IF(expires_at <= {NOW_MS} OR `value` = VALUES(`value`), VALUES(`value`), `value`), \
-                 expires_at = IF(`value` = VALUES(`value`), VALUES(expires_at), expires_at)"
+            lock_release_stale: format!(
+                "DELETE FROM {t} WHERE {by_key} AND (expires_at <= {NOW_MS} OR `value` = ?)"
             ),
-            holds_lock: format!("SELECT 1 FROM {t} WHERE {by_key} AND `value` = ? AND expires_at > {NOW_MS}"),
+            lock_insert: format!(
+                "INSERT INTO {t} (key_hash, cache_key, `value`, expires_at) VALUES (?, ?, ?, {NOW_MS} + ?)"
+            ),
             unlock: format!("DELETE FROM {t} WHERE {by_key} AND `value` = ? AND expires_at > {NOW_MS}"),
             table: t,
         }
@@ -409,9 +408,6 @@ fn connection_opts(options: &MysqlOptions) -> DriverResult<Opts> {
         .with_reset_connection(false);
     Ok(OptsBuilder::from_opts(url_opts)
         .pool_opts(pool_opts)
-        // `try_lock` reads "0 affected rows" as "the upsert changed
-        // nothing": with CLIENT_FOUND_ROWS it would read 1 instead.
-        .client_found_rows(false)
         .setup(vec![
             "SET time_zone = '+00:00'",
             // No gap locks: fewer deadlocks between racing upserts and pulls.
@@ -610,27 +606,32 @@ impl CacheDriver for MysqlDriver {
         let statements = &self.shared.statements;
         // Capped so that a lock always expires (an uncapped TTL means forever).
         let ttl = ttl_param(Some(ttl.min(Duration::from_millis(MAX_TTL_MS))));
-        let upsert = &Params::Positional(vec![
+        let insert = &Params::Positional(vec![
             Value::Bytes(key.hash.clone()),
             Value::Bytes(key.key.clone()),
             Value::Bytes(owner.as_bytes().to_vec()),
             ttl,
         ]);
-        let held = &Params::Positional(vec![
+        let stale = &Params::Positional(vec![
             Value::Bytes(key.hash.clone()),
             Value::Bytes(key.key.clone()),
             Value::Bytes(owner.as_bytes().to_vec()),
         ]);
         self.shared
             .with_conn("try_lock", |mut conn| async move {
-                conn.exec_drop(&statements.try_lock, upsert.clone()).await?;
-                // 1 = inserted, 2 = taken over; 0 = nothing changed: another
-                // owner holds it, or we re-took our own lock within the same
-                // millisecond, which only a read tells apart.
-                if conn.affected_rows() > 0 {
-                    return Ok(true);
+                let mut transaction = conn.start_transaction(TxOpts::default()).await?;
+                transaction.exec_drop(&statements.lock_release_stale, stale.clone()).await?;
+                match transaction.exec_drop(&statements.lock_insert, insert.clone()).await {
+                    Ok(()) => {
+                        transaction.commit().await?;
+                        Ok(true)
+                    }
+                    Err(mysql_async::Error::Server(server)) if server.code == codes::DUPLICATE_ENTRY => {
+                        transaction.rollback().await?;
+                        Ok(false)
+                    }
+                    Err(error) => Err(error),
                 }
-                Ok(conn.exec_first::<u8, _, _>(&statements.holds_lock, held.clone()).await?.is_some())
             })
             .await
     }
