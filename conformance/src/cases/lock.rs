@@ -175,8 +175,7 @@ async fn concurrent_try_lock_has_one_winner(cx: Arc<CaseContext>) -> CaseResult 
     let tasks: Vec<_> = (0..CONTENDERS)
         .map(|index| {
             // Half through the root (as "race:k"), half through the namespace.
-            let (driver, key) =
-                if index % 2 == 0 { (root.clone(), "race:k") } else { (namespace.clone(), "k") };
+            let (driver, key) = if index % 2 == 0 { (root.clone(), "race:k") } else { (namespace.clone(), "k") };
             tokio::spawn(async move {
                 let owner = format!("owner-{index}");
                 lock(&driver, key, &owner, TTL).await.map(|won| won.then_some(owner))

@@ -42,7 +42,7 @@ mod locks;
 mod store;
 
 use bento_plugin_api::toolkit::{self, now_ms, require_at_least_one, Lifecycle};
-use bento_plugin_api::{Capabilities, CacheDriver, DriverConfig, DriverError, DriverResult, Prefix, SetItem};
+use bento_plugin_api::{CacheDriver, Capabilities, DriverConfig, DriverError, DriverResult, Prefix, SetItem};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

@@ -13,7 +13,7 @@
 //! exclude every handle of this instance, not other processes.
 
 use bento_memory_store::{MemoryStore, MemoryStoreOptions};
-use bento_plugin_api::{Capabilities, CacheDriver, DriverConfig, DriverError, DriverResult};
+use bento_plugin_api::{CacheDriver, Capabilities, DriverConfig, DriverError, DriverResult};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

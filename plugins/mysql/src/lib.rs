@@ -53,7 +53,9 @@
 //! `connect_timeout_ms`, `timeout_ms`, `prune_interval_ms`.
 
 use bento_plugin_api::toolkit::{self, require_at_least_one, Lifecycle};
-use bento_plugin_api::{Capabilities, CacheDriver, DriverConfig, DriverError, DriverResult, ErrorKind, Prefix, SetItem};
+use bento_plugin_api::{
+    CacheDriver, Capabilities, DriverConfig, DriverError, DriverResult, ErrorKind, Prefix, SetItem,
+};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
 use sha2::{Digest, Sha256};
@@ -248,9 +250,7 @@ impl Statements {
             clear_prefix: format!("DELETE FROM {t} WHERE cache_key LIKE ? ESCAPE '!'"),
             clear_all: format!("DELETE FROM {t}"),
             prune: format!("DELETE FROM {t} WHERE expires_at <= {NOW_MS}"),
-            lock_release_stale: format!(
-                "DELETE FROM {t} WHERE {by_key} AND (expires_at <= {NOW_MS} OR `value` = ?)"
-            ),
+            lock_release_stale: format!("DELETE FROM {t} WHERE {by_key} AND (expires_at <= {NOW_MS} OR `value` = ?)"),
             lock_insert: format!(
                 "INSERT INTO {t} (key_hash, cache_key, `value`, expires_at) VALUES (?, ?, ?, {NOW_MS} + ?)"
             ),

@@ -44,7 +44,9 @@
 //! `pool_size`, `connect_timeout_ms`, `timeout_ms`, `prune_interval_ms`.
 
 use bento_plugin_api::toolkit::{self, require_at_least_one, Lifecycle};
-use bento_plugin_api::{Capabilities, CacheDriver, DriverConfig, DriverError, DriverResult, ErrorKind, Prefix, SetItem};
+use bento_plugin_api::{
+    CacheDriver, Capabilities, DriverConfig, DriverError, DriverResult, ErrorKind, Prefix, SetItem,
+};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use std::collections::HashMap;
 use std::future::Future;

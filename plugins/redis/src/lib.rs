@@ -43,7 +43,7 @@ pub use glob::escape_glob;
 pub use options::{RedisOptions, Topology, DEFAULT_URL};
 
 use bento_plugin_api::toolkit;
-use bento_plugin_api::{Capabilities, CacheDriver, DriverConfig, DriverResult, Prefix, SetItem};
+use bento_plugin_api::{CacheDriver, Capabilities, DriverConfig, DriverResult, Prefix, SetItem};
 use connection::{Connection, Context};
 use redis::Value;
 use std::sync::Arc;

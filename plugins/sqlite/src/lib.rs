@@ -31,7 +31,7 @@ mod pool;
 mod table;
 
 use bento_plugin_api::toolkit::{self, Lifecycle};
-use bento_plugin_api::{Capabilities, CacheDriver, DriverConfig, DriverError, DriverResult, Prefix, SetItem};
+use bento_plugin_api::{CacheDriver, Capabilities, DriverConfig, DriverError, DriverResult, Prefix, SetItem};
 use pool::Pool;
 use rusqlite::{Connection, ErrorCode};
 use std::path::{Path, PathBuf};

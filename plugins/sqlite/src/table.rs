@@ -183,8 +183,9 @@ impl Table {
     ) -> Result<bool> {
         let shown = String::from_utf8_lossy(lock_key);
         let mut statement = connection.prepare_cached(&self.try_lock).map_err(op("try_lock", &shown))?;
-        let changed =
-            statement.execute(params![lock_key, owner.as_bytes(), expires_at, now_ms]).map_err(op("try_lock", &shown))?;
+        let changed = statement
+            .execute(params![lock_key, owner.as_bytes(), expires_at, now_ms])
+            .map_err(op("try_lock", &shown))?;
         Ok(changed == 1)
     }
 

@@ -12,11 +12,13 @@
 // The `#[sabi_trait]` expansion puts trait impls inside a const block.
 #![allow(non_local_definitions)]
 
+pub mod v0_1_0;
+
 use crate::capabilities::Capabilities;
 use crate::error::{DriverError, ErrorKind};
 use abi_stable::{
     declare_root_module_statics,
-    library::RootModule,
+    library::{LibHeader, LibraryError, RootModule},
     package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
     std_types::{RBox, ROption, RResult, RStr, RString, RVec},
@@ -272,6 +274,34 @@ impl AbiVersion {
             AbiVersion { generation: (major, 0), revision: minor }
         })
     }
+}
+
+/// Check the root module of a plugin built against `plugin_api` (the
+/// version its marker symbol reports, already accepted by
+/// [`api_versions_compatible`]) and initialize it.
+///
+/// abi_stable's layout check accepts a library with more trailing prefix
+/// fields than the loader expects, never fewer, so a plugin from an older
+/// revision would fail a check against today's layout. It is checked
+/// instead against the frozen layout of its own revision
+/// ([`v0_1_0`]), which must match exactly; today's host then reads it
+/// through today's types, and every method appended since runs its default
+/// (the vtable records which methods it has). A plugin of the current
+/// revision gets abi_stable's full check against today's layout.
+pub fn init_root_module(header: &LibHeader, plugin_api: &str) -> Result<PluginModRef, LibraryError> {
+    const REVISION_0_1_0: AbiVersion = AbiVersion { generation: (0, 1), revision: 0 };
+    if AbiVersion::parse(plugin_api) != Some(REVISION_0_1_0) {
+        return header.init_root_module::<PluginModRef>();
+    }
+    header.ensure_layout::<v0_1_0::PluginModRef>()?;
+    // SAFETY: the library's root module was just checked against the
+    // 0.1.0 layout. Today's `PluginMod` has the same fields; the only
+    // types that differ reachable from it are prefix types (the driver
+    // vtable) that gained fields after their last prefix field. Accessors
+    // of such fields consult the library's own field-accessibility record
+    // and fall back to the trait's default method when it lacks them, so
+    // no absent field is ever read.
+    unsafe { header.init_root_module_with_unchecked_layout::<PluginModRef>() }
 }
 
 /// Error returned by a plugin that provides no driver or no bus.
