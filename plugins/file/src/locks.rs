@@ -85,7 +85,7 @@ impl LockDir {
         }
         let temp = self.dir.join(format!(".tmp-{}-{}", std::process::id(), path_name(&path)));
         let mut file = File::create(&temp).map_err(|error| io_error("create", &temp, error))?;
-        let written = write!(file, "{expires_at}\n").and_then(|()| file.write_all(owner.as_bytes()));
+        let written = writeln!(file, "{expires_at}").and_then(|()| file.write_all(owner.as_bytes()));
         drop(file);
         if let Err(error) = written.and_then(|()| fs::rename(&temp, &path)) {
             let _ = fs::remove_file(&temp);
