@@ -1,9 +1,10 @@
 //! Running one case: its own driver and prefix, a timeout, cleanup.
 
+use crate::cases::lock::{self, LockSupport};
 use crate::cases::{Case, CaseContext, Failure, Requirement};
 use crate::Target;
 use bento::{DriverOptions, ErrorKind, Plugin};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 /// How long cleanup after a case may take before it is abandoned.
@@ -53,6 +54,8 @@ pub struct Runner {
     /// lock exclusively, every other case shares it, so cases may run in
     /// parallel (libtest) without one clearing another's keys.
     keyspace: RwLock<()>,
+    /// What the plugin's drivers say and do about locks, probed on first use.
+    lock_support: OnceLock<Result<LockSupport, String>>,
 }
 
 impl Runner {
@@ -64,7 +67,7 @@ impl Runner {
             .thread_name("conformance")
             .enable_all()
             .build()?;
-        Ok(Runner { target, plugin, runtime, keyspace: RwLock::new(()) })
+        Ok(Runner { target, plugin, runtime, keyspace: RwLock::new(()), lock_support: OnceLock::new() })
     }
 
     /// The loaded plugin.
@@ -100,6 +103,18 @@ impl Runner {
 
     /// Why `case` will not run with this target, if it will not.
     pub fn skip_reason(&self, case: &Case) -> Option<String> {
+        if matches!(case.requirement, Requirement::Lock | Requirement::LockAcrossInstances) {
+            let support = self.lock_support.get_or_init(|| {
+                let prefix = self.fresh_prefix("lock-probe");
+                let probe = lock::probe(&self.plugin, &self.target.options_json, &prefix);
+                self.runtime.block_on(async {
+                    tokio::time::timeout(self.target.case_timeout, probe)
+                        .await
+                        .unwrap_or_else(|_| Err("the lock probe timed out".to_string()))
+                })
+            });
+            return lock::skip_reason(case.requirement, support);
+        }
         (case.requirement == Requirement::EmptyPrefix && !self.target.allow_empty_prefix).then(|| {
             "needs a driver with the empty prefix, which owns and clears the whole keyspace; \
              pass --allow-empty-prefix (Target::allow_empty_prefix) for a private keyspace"

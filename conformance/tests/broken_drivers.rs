@@ -33,6 +33,7 @@ const BUGS: &[(&str, &str)] = &[
     ("namespace_shares_root", "namespace_isolated_from_root"),
     ("disconnect_hangs_or_panics", "disconnect_is_idempotent"),
     ("hanging_get", "get_returns_set_value"),
+    ("lock_not_exclusive", "lock_excludes_other_owners"),
 ];
 
 /// The target dir this test was built into (`<target>/debug/deps/<exe>`).

@@ -12,7 +12,7 @@ use abi_stable::std_types::{ROption, RString, RVec};
 use bento_plugin_api::abi::{
     FfiBusBox, FfiBusHandler, FfiBusHandler_TO, FfiDriverBox, FfiReconnectHandler, FfiReconnectHandler_TO, FfiSetItem,
 };
-use bento_plugin_api::{DriverError, SetItem};
+use bento_plugin_api::{Capabilities, DriverError, SetItem};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,6 +140,35 @@ impl Driver {
     /// Close connections; idempotent.
     pub async fn disconnect(&self) -> Result<(), DriverError> {
         Ok(self.object.disconnect().await.into_result()?)
+    }
+
+    /// What the driver declares beyond the base contract. A plugin built
+    /// against plugin-api 0.1.0 declares nothing.
+    pub fn capabilities(&self) -> Capabilities {
+        self.object.capabilities()
+    }
+
+    /// True when the driver declares a distributed lock
+    /// ([`Capabilities::LOCK`]): [`Driver::try_lock`] and [`Driver::unlock`]
+    /// are atomic in the backend and exclude every handle, connection and
+    /// process on the same storage.
+    pub fn supports_lock(&self) -> bool {
+        self.capabilities().contains(Capabilities::LOCK)
+    }
+
+    /// Take the lock `key` (laid out like a key, apart from cache entries)
+    /// for `owner` for `ttl` (rounded up to whole milliseconds). True when
+    /// `owner` holds it afterwards: it was free, expired, or already
+    /// `owner`'s (its TTL then restarts). Without [`Driver::supports_lock`]
+    /// this is an `Unsupported` error.
+    pub async fn try_lock(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, DriverError> {
+        Ok(self.object.try_lock(key.into(), owner.into(), ttl_to_ms(ttl).max(1)).await.into_result()?)
+    }
+
+    /// Release the lock `key` if `owner` holds it; true when released.
+    /// Without [`Driver::supports_lock`] this is an `Unsupported` error.
+    pub async fn unlock(&self, key: &str, owner: &str) -> Result<bool, DriverError> {
+        Ok(self.object.unlock(key.into(), owner.into()).await.into_result()?)
     }
 }
 

@@ -92,7 +92,7 @@ mod verbs;
 mod write;
 
 pub use bento::{Bento, BentoBuilder, DEFAULT_STORE};
-pub use bento_plugin_api::{DriverError, ErrorKind, SetItem};
+pub use bento_plugin_api::{Capabilities, DriverError, ErrorKind, SetItem};
 pub use cache::{Cache, CacheValue};
 pub use config::{BentoConfig, L1Config, PluginRef, StoreConfig};
 pub use driver::{Bus, Driver, DriverOptions};

@@ -4,7 +4,9 @@
 //! library, see [`crate::plugin_file`]) so a truncated copy is refused
 //! instead of crashing the dynamic loader; then it is probed with `libloading` for Bento's API-version
 //! marker, so "not a plugin" and "built against another API version" are
-//! distinct, clear errors; then `abi_stable` checks the root module's layout.
+//! distinct, clear errors; then `abi_stable` checks the root module's layout
+//! against the ABI revision the plugin was built against
+//! (`bento_plugin_api::abi::init_root_module`).
 //! We use `lib_header_from_path(..).init_root_module()` rather than
 //! `RootModule::load_from_file`, which caches one module per type per process
 //! and would hand back the first plugin for every later file.
@@ -147,8 +149,9 @@ impl Plugin {
                 host_api: API_VERSION.to_string(),
             });
         }
-        let module = lib_header_from_path(path).and_then(|header| header.init_root_module::<PluginModRef>()).map_err(
-            |error| match error {
+        let module = lib_header_from_path(path)
+            .and_then(|header| bento_plugin_api::abi::init_root_module(header, &plugin_api))
+            .map_err(|error| match error {
                 LibraryError::IncompatibleVersionNumber { expected_version, actual_version, .. } => {
                     Error::IncompatiblePlugin {
                         path: path.to_owned(),
@@ -157,8 +160,7 @@ impl Plugin {
                     }
                 }
                 other => Error::PluginLoad { path: path.to_owned(), message: other.to_string() },
-            },
-        )?;
+            })?;
         let metadata = (module.metadata())();
         let info = PluginInfo {
             name: metadata.name.into(),

@@ -7,6 +7,7 @@ use crate::abi::{
     FfiReconnectHandlerBox, FfiSetItem,
 };
 use crate::bus::CacheBus;
+use crate::capabilities::Capabilities;
 use crate::driver::{CacheDriver, DriverConfig, SetItem};
 use crate::error::{DriverError, DriverResult};
 use crate::runtime::{Guarded, PluginRuntime};
@@ -180,6 +181,20 @@ impl<D: CacheDriver> FfiDriver for DriverAdapter<D> {
 
     fn disconnect(&self) -> FfiFut<()> {
         self.call(|d| async move { d.disconnect().await })
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // A driver that panics while answering declares nothing.
+        catch_unwind(AssertUnwindSafe(|| self.driver.capabilities())).unwrap_or(Capabilities::NONE)
+    }
+
+    fn try_lock(&self, key: RString, owner: RString, ttl_ms: u64) -> FfiFut<bool> {
+        let ttl = Duration::from_millis(ttl_ms.max(1));
+        self.call(move |d| async move { d.try_lock(&key, &owner, ttl).await })
+    }
+
+    fn unlock(&self, key: RString, owner: RString) -> FfiFut<bool> {
+        self.call(move |d| async move { d.unlock(&key, &owner).await })
     }
 }
 

@@ -1,6 +1,7 @@
 //! The trait a driver author implements.
 
-use crate::error::DriverResult;
+use crate::capabilities::Capabilities;
+use crate::error::{DriverError, DriverResult};
 use std::future::Future;
 use std::time::Duration;
 
@@ -32,7 +33,9 @@ pub struct SetItem {
 /// Keys are UTF-8 strings relative to the handle's prefix; the stored key is
 /// `prefix:key` ([`crate::Prefix`] implements the layout). Values are bytes:
 /// empty and non-UTF-8 values are values, not "missing". Drivers know nothing
-/// of grace periods, tags or locks; the host does.
+/// of grace periods, tags or stampede policy; the host does. A driver may
+/// offer the host a backend lock ([`CacheDriver::try_lock`]), a primitive
+/// the host builds its fleet-wide stampede protection on.
 ///
 /// Every method may run on any thread. When [`CacheDriver::NEEDS_RUNTIME`] is
 /// true (the default) the futures run inside the plugin's own tokio runtime
@@ -118,5 +121,46 @@ pub trait CacheDriver: Send + Sync + Sized + 'static {
     /// expires natively.
     fn prune(&self) -> impl Future<Output = DriverResult<()>> + Send {
         async { Ok(()) }
+    }
+
+    /// What this driver supports beyond the base contract. Default:
+    /// [`Capabilities::NONE`]. Return [`Capabilities::LOCK`] exactly when
+    /// [`CacheDriver::try_lock`] and [`CacheDriver::unlock`] are implemented
+    /// atomically in the backend; the host only calls them then.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+    }
+
+    /// Take the lock named `key` for `owner`, for `ttl`, atomically in the
+    /// backend. Returns true when `owner` holds the lock afterwards: it was
+    /// free, expired, or already held by `owner` (then its TTL restarts from
+    /// now, so a retried call is harmless); false when another owner holds
+    /// it. The default returns an [`crate::ErrorKind::UNSUPPORTED`] error.
+    ///
+    /// The contract for drivers declaring [`Capabilities::LOCK`]:
+    /// * mutual exclusion across every handle on the same storage: other
+    ///   namespaces' handles, other connections, other processes;
+    /// * lock names follow the key layout (`prefix:key`, so
+    ///   `root.try_lock("a:b")` and `root.namespace("a").try_lock("b")` are
+    ///   one lock) but live apart from cache entries: a lock never reads,
+    ///   overwrites or deletes the entry of the same key, and `get`/`has`
+    ///   never see it;
+    /// * a lock expires `ttl` after it was taken (millisecond precision,
+    ///   rounded up; a zero TTL counts as 1 ms), so a crashed holder cannot
+    ///   block the key forever;
+    /// * `clear()` need not remove locks (with the empty prefix it may), and
+    ///   `prune()` may remove expired ones.
+    fn try_lock(&self, key: &str, owner: &str, ttl: Duration) -> impl Future<Output = DriverResult<bool>> + Send {
+        let _ = (key, owner, ttl);
+        async { Err(DriverError::unsupported(crate::abi::NO_LOCK)) }
+    }
+
+    /// Release the lock named `key` if `owner` holds it (and it has not
+    /// expired), atomically in the backend; true when released. A lock held
+    /// by another owner is left alone and false returned. The default
+    /// returns an [`crate::ErrorKind::UNSUPPORTED`] error.
+    fn unlock(&self, key: &str, owner: &str) -> impl Future<Output = DriverResult<bool>> + Send {
+        let _ = (key, owner);
+        async { Err(DriverError::unsupported(crate::abi::NO_LOCK)) }
     }
 }

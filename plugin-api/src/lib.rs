@@ -15,6 +15,26 @@
 //! This crate is not for applications: they depend on `bento`, which loads
 //! plugins and builds caches from them.
 //!
+//! ## ABI versioning
+//!
+//! This crate's version is the ABI version, read as a generation and a
+//! revision (`0.y.z`: generation `0.y`, revision `z`; `x.y.z` with x ≥ 1:
+//! generation `x`, revision `y`). A host loads a plugin of the same
+//! generation and a revision not newer than its own
+//! ([`abi::api_versions_compatible`]); anything else is refused with both
+//! versions named. A revision may only append: methods after the last
+//! prefix method of a `#[sabi_trait]`, each with a default that reports
+//! "absent"; fields after the last prefix field of [`abi::PluginMod`]; new
+//! [`ErrorKind`] values and [`Capabilities`] bits. It freezes the layout it
+//! replaces (like [`abi::v0_1_0`]) so older plugins are still checked.
+//! Changing or removing anything, or changing a fixed-layout struct such as
+//! [`abi::PluginMetadata`], needs a new generation. The full rules, and how
+//! they are tested with real builds, are in `docs/abi-versioning.md`.
+//!
+//! Since 0.1.1 a driver may declare [`Capabilities::LOCK`] and implement
+//! [`CacheDriver::try_lock`] / [`CacheDriver::unlock`], a lock held in the
+//! backend on which the host builds fleet-wide stampede protection.
+//!
 //! ```no_run
 //! use bento_plugin_api::{CacheDriver, DriverConfig, DriverResult, Prefix};
 //!
@@ -50,6 +70,7 @@
 pub mod abi;
 mod adapter;
 mod bus;
+mod capabilities;
 mod driver;
 mod error;
 mod export;
@@ -59,6 +80,7 @@ pub mod toolkit;
 
 pub use adapter::{BusAdapter, DriverAdapter};
 pub use bus::{BusMessageHandler, CacheBus, ReconnectHandler};
+pub use capabilities::Capabilities;
 pub use driver::{CacheDriver, DriverConfig, SetItem};
 pub use error::{DriverError, DriverResult, ErrorKind};
 pub use prefix::Prefix;

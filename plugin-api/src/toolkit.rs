@@ -5,7 +5,8 @@
 //! disconnect or when the driver is dropped.
 //!
 //! It also checks numeric options that must be positive, with the same
-//! message everywhere.
+//! message everywhere, and says where a driver keeps its locks when they
+//! share the entries' key space ([`lock_key`]).
 //!
 //! Not for anything backend-specific: connection pools, timeouts of a
 //! particular client and SQL stay in the drivers.
@@ -32,6 +33,25 @@ pub fn require_at_least_one(options: &[(&str, u64)]) -> DriverResult<()> {
         Some((name, _)) => Err(DriverError::invalid_options(format!("invalid option `{name}`: must be at least 1"))),
         None => Ok(()),
     }
+}
+
+/// Where a driver that keeps locks in its key space stores the lock named
+/// by `stored_key` (the `prefix:key` of [`crate::Prefix::key`]): the bytes
+/// `0xFF "lock:"` followed by the stored key. `0xFF` never occurs in UTF-8,
+/// so no entry key (always UTF-8) can equal a lock key, and no prefix
+/// pattern of a `clear()` (`prefix:*`, `LIKE 'prefix:%'`, a key range) can
+/// match one.
+///
+/// ```
+/// use bento_plugin_api::toolkit::lock_key;
+/// assert_eq!(lock_key("app:user:1"), b"\xfflock:app:user:1");
+/// ```
+pub fn lock_key(stored_key: &str) -> Vec<u8> {
+    const MARKER: &[u8] = b"\xfflock:";
+    let mut key = Vec::with_capacity(MARKER.len() + stored_key.len());
+    key.extend_from_slice(MARKER);
+    key.extend_from_slice(stored_key.as_bytes());
+    key
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is set before it).

@@ -200,6 +200,25 @@ impl CacheDriver for BrokenDriver {
         Ok(())
     }
 
+    /// Only the `lock_not_exclusive` build declares a lock, and grants it
+    /// to every caller.
+    #[cfg(feature = "lock_not_exclusive")]
+    fn capabilities(&self) -> bento_plugin_api::Capabilities {
+        bento_plugin_api::Capabilities::LOCK
+    }
+
+    #[cfg(feature = "lock_not_exclusive")]
+    async fn try_lock(&self, _key: &str, _owner: &str, _ttl: Duration) -> DriverResult<bool> {
+        self.check()?;
+        Ok(true)
+    }
+
+    #[cfg(feature = "lock_not_exclusive")]
+    async fn unlock(&self, _key: &str, _owner: &str) -> DriverResult<bool> {
+        self.check()?;
+        Ok(true)
+    }
+
     async fn get_many(&self, keys: &[String]) -> DriverResult<Vec<Option<Vec<u8>>>> {
         self.check()?;
         let mut values: Vec<Option<Vec<u8>>> = keys.iter().map(|key| self.read(key)).collect();

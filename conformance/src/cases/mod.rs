@@ -7,7 +7,8 @@
 //! * `concurrency`: atomic pull, mixed concurrent operations;
 //! * `batch`: `get_many` / `set_many` / `delete_many`;
 //! * `lifecycle`: disconnect;
-//! * `abi`: metadata and option validation.
+//! * `abi`: metadata and option validation;
+//! * `lock`: the optional distributed lock (`Capabilities::LOCK`).
 
 mod abi;
 mod batch;
@@ -15,6 +16,7 @@ mod bentocache;
 mod concurrency;
 mod keys_values;
 mod lifecycle;
+pub(crate) mod lock;
 mod prefixes;
 mod ttl;
 
@@ -149,6 +151,11 @@ pub enum Requirement {
     EmptyPrefix,
     /// No driver: the case creates what it needs (ABI checks).
     NoDriver,
+    /// Like `Prefixed`, for a driver declaring `Capabilities::LOCK`;
+    /// skipped with a note otherwise.
+    Lock,
+    /// Like `Lock`, and two driver instances must share storage.
+    LockAcrossInstances,
 }
 
 /// The signature of a case body.
@@ -259,6 +266,7 @@ pub fn all_cases() -> &'static [Case] {
         cases.extend(batch::cases());
         cases.extend(concurrency::cases());
         cases.extend(lifecycle::cases());
+        cases.extend(lock::cases());
         cases
     })
 }

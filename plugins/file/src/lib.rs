@@ -30,12 +30,19 @@
 //! `pull` and `delete` claim the entry by renaming it away first: of N
 //! concurrent claims exactly one rename succeeds. Expired and corrupt files
 //! read as missing and are removed on read and by `prune()`.
+//!
+//! Locks (unix): declares [`Capabilities::LOCK`]; see `locks.rs`: one file
+//! per lock under `<directory>/locks/`, every lock operation serialized by a
+//! `flock` so it is atomic across the processes sharing the directory. On
+//! other platforms the driver declares no capability.
 
 mod entry;
+#[cfg(unix)]
+mod locks;
 mod store;
 
 use bento_plugin_api::toolkit::{self, now_ms, require_at_least_one, Lifecycle};
-use bento_plugin_api::{CacheDriver, DriverConfig, DriverError, DriverResult, Prefix, SetItem};
+use bento_plugin_api::{CacheDriver, Capabilities, DriverConfig, DriverError, DriverResult, Prefix, SetItem};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,6 +110,8 @@ impl From<FileDriverError> for DriverError {
 /// State shared by a root handle and all its namespaces.
 struct Shared {
     store: FileStore,
+    #[cfg(unix)]
+    locks: locks::LockDir,
     lifecycle: Lifecycle,
 }
 
@@ -162,11 +171,18 @@ impl CacheDriver for FileDriver {
             require_at_least_one(&[("prune_interval_ms", interval)])?;
         }
         let directory = options.directory.clone();
+        #[cfg(unix)]
+        let locks = locks::LockDir::new(&directory);
         let sync_writes = options.sync_writes;
         let store = tokio::task::spawn_blocking(move || FileStore::open(directory, sync_writes))
             .await
             .map_err(|error| DriverError::backend(format!("cannot open the cache directory: {error}")))??;
-        let shared = Arc::new(Shared { store, lifecycle: Lifecycle::new() });
+        let shared = Arc::new(Shared {
+            store,
+            #[cfg(unix)]
+            locks,
+            lifecycle: Lifecycle::new(),
+        });
         if let Some(interval_ms) = options.prune_interval_ms {
             Self::spawn_pruner(&shared, Duration::from_millis(interval_ms))?;
         }
@@ -244,12 +260,45 @@ impl CacheDriver for FileDriver {
     }
 
     async fn prune(&self) -> DriverResult<()> {
-        self.blocking(|store| store.prune(now_ms())).await
+        #[cfg(unix)]
+        let shared = self.shared.clone();
+        self.blocking(move |store| {
+            store.prune(now_ms())?;
+            #[cfg(unix)]
+            shared.locks.prune(now_ms())?;
+            Ok(())
+        })
+        .await
     }
 
     async fn disconnect(&self) -> DriverResult<()> {
         self.shared.lifecycle.disconnect();
         Ok(())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        if cfg!(unix) {
+            Capabilities::LOCK
+        } else {
+            Capabilities::NONE
+        }
+    }
+
+    #[cfg(unix)]
+    async fn try_lock(&self, key: &str, owner: &str, ttl: Duration) -> DriverResult<bool> {
+        let key = self.prefix.key(key);
+        let owner = owner.to_string();
+        let shared = self.shared.clone();
+        let expires_at = expires_at(Some(ttl));
+        self.blocking(move |_| shared.locks.try_lock(&key, &owner, expires_at, now_ms())).await
+    }
+
+    #[cfg(unix)]
+    async fn unlock(&self, key: &str, owner: &str) -> DriverResult<bool> {
+        let key = self.prefix.key(key);
+        let owner = owner.to_string();
+        let shared = self.shared.clone();
+        self.blocking(move |_| shared.locks.unlock(&key, &owner, now_ms())).await
     }
 }
 

@@ -33,6 +33,15 @@
 //! works on MySQL and MariaDB alike. `clear()` uses `LIKE` with `%`, `_` and
 //! the escape character escaped in the prefix.
 //!
+//! Declares [`Capabilities::LOCK`]: a lock is a row of the same table under
+//! [`toolkit::lock_key`] (`0xFF "lock:" prefix:key`, which no entry key can
+//! equal and no prefix `clear()` matches) holding the owner as its value.
+//! `try_lock` is one transaction: delete the row if it expired or is already
+//! the owner's, then `INSERT` it (a duplicate key means another owner holds
+//! it; InnoDB's row lock on the deleted row makes racing callers wait for
+//! the outcome). `unlock` is one owner-checked `DELETE`. Expiry uses the server clock like entries, and
+//! `prune()` removes expired locks too.
+//!
 //! Values are bounded by the server's `max_allowed_packet` (MariaDB's
 //! default is 16 MiB, too small for a 16 MiB value plus protocol overhead):
 //! a larger value is refused with a `Backend` error naming the setting.
@@ -44,7 +53,9 @@
 //! `connect_timeout_ms`, `timeout_ms`, `prune_interval_ms`.
 
 use bento_plugin_api::toolkit::{self, require_at_least_one, Lifecycle};
-use bento_plugin_api::{CacheDriver, DriverConfig, DriverError, DriverResult, ErrorKind, Prefix, SetItem};
+use bento_plugin_api::{
+    CacheDriver, Capabilities, DriverConfig, DriverError, DriverResult, ErrorKind, Prefix, SetItem,
+};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
 use sha2::{Digest, Sha256};
@@ -133,6 +144,8 @@ mod codes {
     pub const DEADLOCK: u16 = 1213;
     /// ER_TABLE_EXISTS_ERROR.
     pub const TABLE_EXISTS: u16 = 1050;
+    /// ER_DUP_ENTRY.
+    pub const DUPLICATE_ENTRY: u16 = 1062;
 }
 
 /// `true` for an unquoted-identifier-safe table name.
@@ -187,6 +200,18 @@ impl StoredKey {
         }
         Ok(StoredKey { hash: Sha256::digest(stored.as_bytes()).to_vec(), key: stored.into_bytes() })
     }
+
+    /// The row of the lock named `stored` ([`toolkit::lock_key`]).
+    fn lock(stored: String) -> DriverResult<Self> {
+        let key = toolkit::lock_key(&stored);
+        if key.len() > MAX_STORED_KEY_BYTES {
+            return Err(DriverError::invalid_key(format!(
+                "the lock key is {} bytes with its prefix; the mysql driver stores at most {MAX_STORED_KEY_BYTES}",
+                key.len()
+            )));
+        }
+        Ok(StoredKey { hash: Sha256::digest(&key).to_vec(), key })
+    }
 }
 
 /// The fixed statements of one table, built once at connect time.
@@ -201,6 +226,9 @@ struct Statements {
     clear_prefix: String,
     clear_all: String,
     prune: String,
+    lock_release_stale: String,
+    lock_insert: String,
+    unlock: String,
 }
 
 const UPSERT: &str =
@@ -222,6 +250,11 @@ impl Statements {
             clear_prefix: format!("DELETE FROM {t} WHERE cache_key LIKE ? ESCAPE '!'"),
             clear_all: format!("DELETE FROM {t}"),
             prune: format!("DELETE FROM {t} WHERE expires_at <= {NOW_MS}"),
+            lock_release_stale: format!("DELETE FROM {t} WHERE {by_key} AND (expires_at <= {NOW_MS} OR `value` = ?)"),
+            lock_insert: format!(
+                "INSERT INTO {t} (key_hash, cache_key, `value`, expires_at) VALUES (?, ?, ?, {NOW_MS} + ?)"
+            ),
+            unlock: format!("DELETE FROM {t} WHERE {by_key} AND `value` = ? AND expires_at > {NOW_MS}"),
             table: t,
         }
     }
@@ -560,6 +593,61 @@ impl CacheDriver for MysqlDriver {
                 }
                 transaction.commit().await?;
                 Ok(true)
+            })
+            .await
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::LOCK
+    }
+
+    async fn try_lock(&self, key: &str, owner: &str, ttl: Duration) -> DriverResult<bool> {
+        let key = StoredKey::lock(self.prefix.key(key))?;
+        let statements = &self.shared.statements;
+        // Capped so that a lock always expires (an uncapped TTL means forever).
+        let ttl = ttl_param(Some(ttl.min(Duration::from_millis(MAX_TTL_MS))));
+        let insert = &Params::Positional(vec![
+            Value::Bytes(key.hash.clone()),
+            Value::Bytes(key.key.clone()),
+            Value::Bytes(owner.as_bytes().to_vec()),
+            ttl,
+        ]);
+        let stale = &Params::Positional(vec![
+            Value::Bytes(key.hash.clone()),
+            Value::Bytes(key.key.clone()),
+            Value::Bytes(owner.as_bytes().to_vec()),
+        ]);
+        self.shared
+            .with_conn("try_lock", |mut conn| async move {
+                let mut transaction = conn.start_transaction(TxOpts::default()).await?;
+                transaction.exec_drop(&statements.lock_release_stale, stale.clone()).await?;
+                match transaction.exec_drop(&statements.lock_insert, insert.clone()).await {
+                    Ok(()) => {
+                        transaction.commit().await?;
+                        Ok(true)
+                    }
+                    Err(mysql_async::Error::Server(server)) if server.code == codes::DUPLICATE_ENTRY => {
+                        transaction.rollback().await?;
+                        Ok(false)
+                    }
+                    Err(error) => Err(error),
+                }
+            })
+            .await
+    }
+
+    async fn unlock(&self, key: &str, owner: &str) -> DriverResult<bool> {
+        let key = StoredKey::lock(self.prefix.key(key))?;
+        let sql = &self.shared.statements.unlock;
+        let params = &Params::Positional(vec![
+            Value::Bytes(key.hash),
+            Value::Bytes(key.key),
+            Value::Bytes(owner.as_bytes().to_vec()),
+        ]);
+        self.shared
+            .with_conn("unlock", |mut conn| async move {
+                conn.exec_drop(sql, params.clone()).await?;
+                Ok(conn.affected_rows() > 0)
             })
             .await
     }

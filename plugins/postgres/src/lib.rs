@@ -28,13 +28,25 @@
 //! returned; `prune()` (or the optional `prune_interval_ms` task) deletes
 //! them. `clear()` uses `LIKE` with `%`, `_` and `\` escaped in the prefix.
 //!
+//! ## Locks
+//!
+//! Declares [`Capabilities::LOCK`]. A lock is a row of the same table under
+//! [`bento_plugin_api::toolkit::lock_key`] (`0xFF "lock:" prefix:key`, which
+//! no entry key can equal and no prefix `clear()` matches), holding the
+//! owner as its value. `try_lock` is one `INSERT .. ON CONFLICT DO UPDATE ..
+//! WHERE` (taken when absent, expired or already the owner's), `unlock` one
+//! owner-checked `DELETE`; expiry uses the server clock like entries, and
+//! `prune()` removes expired locks too.
+//!
 //! ## Options (JSON, all optional)
 //!
 //! See [`PostgresOptions`]: `url`, `table`, `auto_create_table`,
 //! `pool_size`, `connect_timeout_ms`, `timeout_ms`, `prune_interval_ms`.
 
 use bento_plugin_api::toolkit::{self, require_at_least_one, Lifecycle};
-use bento_plugin_api::{CacheDriver, DriverConfig, DriverError, DriverResult, ErrorKind, Prefix, SetItem};
+use bento_plugin_api::{
+    CacheDriver, Capabilities, DriverConfig, DriverError, DriverResult, ErrorKind, Prefix, SetItem,
+};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use std::collections::HashMap;
 use std::future::Future;
@@ -130,6 +142,8 @@ struct Statements {
     clear_prefix: String,
     clear_all: String,
     prune: String,
+    try_lock: String,
+    unlock: String,
 }
 
 impl Statements {
@@ -160,6 +174,14 @@ impl Statements {
             clear_prefix: format!("DELETE FROM {t} WHERE key LIKE $1::bytea ESCAPE $2::bytea"),
             clear_all: format!("DELETE FROM {t}"),
             prune: format!("DELETE FROM {t} WHERE expires_at <= now()"),
+            // Inserted, or taken over when expired or already ours; one
+            // statement, so concurrent callers serialize on the row.
+            try_lock: format!(
+                "INSERT INTO {t} AS held (key, value, expires_at) VALUES ($1, $2, {EXPIRY}) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at \
+                 WHERE held.expires_at <= now() OR held.value = EXCLUDED.value"
+            ),
+            unlock: format!("DELETE FROM {t} WHERE key = $1 AND value = $2 AND expires_at > now()"),
         }
     }
 
@@ -461,6 +483,36 @@ impl CacheDriver for PostgresDriver {
                 let statement = client.prepare_cached(sql).await?;
                 let params: [&(dyn ToSql + Sync); 3] = [&keys, &values, &ttls];
                 client.execute(&statement, &params).await.map(|_| true)
+            })
+            .await
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::LOCK
+    }
+
+    async fn try_lock(&self, key: &str, owner: &str, ttl: Duration) -> DriverResult<bool> {
+        let key = toolkit::lock_key(&self.prefix.key(key));
+        let owner = owner.as_bytes().to_vec();
+        // Capped so that a lock always expires (an uncapped TTL means forever).
+        let ttl = ttl_param(Some(ttl.min(Duration::from_millis(MAX_TTL_MS))));
+        let sql = &self.shared.statements.try_lock;
+        self.shared
+            .with_client("try_lock", |client| async move {
+                let statement = client.prepare_cached(sql).await?;
+                Ok(client.execute(&statement, &[&key, &owner, &ttl]).await? == 1)
+            })
+            .await
+    }
+
+    async fn unlock(&self, key: &str, owner: &str) -> DriverResult<bool> {
+        let key = toolkit::lock_key(&self.prefix.key(key));
+        let owner = owner.as_bytes().to_vec();
+        let sql = &self.shared.statements.unlock;
+        self.shared
+            .with_client("unlock", |client| async move {
+                let statement = client.prepare_cached(sql).await?;
+                Ok(client.execute(&statement, &[&key, &owner]).await? == 1)
             })
             .await
     }

@@ -22,6 +22,15 @@
 //! `connection_timeout_ms + response_timeout_ms`, so a vanished server gives
 //! a `Connection` or `Timeout` error, never a hang.
 //!
+//! Locks: declares [`Capabilities::LOCK`]. The lock of stored key `k` is
+//! the Redis key [`toolkit::lock_key`]`(k)` (`0xFF "lock:" k`, which no
+//! entry key can equal and no prefix `SCAN MATCH` of `clear()` matches;
+//! `FLUSHDB` of the empty prefix drops locks too), holding the owner. Both
+//! lock methods are one `EVAL` touching that single key, so they are atomic
+//! and cluster-safe: `try_lock` is `SET NX PX`, or `PEXPIRE` when the owner
+//! already holds it; `unlock` deletes only when the owner holds it. Redis
+//! expires locks natively.
+//!
 //! Options (JSON): see [`RedisOptions`]. Not for: pub/sub (the `redis-bus`
 //! plugin), Sentinel, or use as an L1.
 
@@ -33,7 +42,8 @@ pub use connection::{error_kind, NodeAddress};
 pub use glob::escape_glob;
 pub use options::{RedisOptions, Topology, DEFAULT_URL};
 
-use bento_plugin_api::{CacheDriver, DriverConfig, DriverResult, Prefix, SetItem};
+use bento_plugin_api::toolkit;
+use bento_plugin_api::{CacheDriver, Capabilities, DriverConfig, DriverResult, Prefix, SetItem};
 use connection::{Connection, Context};
 use redis::Value;
 use std::sync::Arc;
@@ -48,6 +58,33 @@ const SCAN_BATCH: usize = 1000;
 pub struct RedisDriver {
     connection: Arc<Connection>,
     prefix: Prefix,
+}
+
+/// Take `KEYS[1]` for owner `ARGV[1]` for `ARGV[2]` ms: when free (`SET NX
+/// PX`), or when already the owner's (then its TTL restarts). 1 = held.
+const TRY_LOCK_SCRIPT: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// Delete `KEYS[1]` only when owner `ARGV[1]` holds it. 1 = released.
+const UNLOCK_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// `EVAL script 1 key args..`: one key, so a cluster routes it to its slot.
+fn eval_command(script: &str, key: &[u8], args: &[&[u8]]) -> redis::Cmd {
+    let mut command = redis::cmd("EVAL");
+    command.arg(script).arg(1).arg(key);
+    for arg in args {
+        command.arg(*arg);
+    }
+    command
 }
 
 /// `SET key value [PX ms]`, with the TTL rounded up to whole milliseconds.
@@ -225,6 +262,27 @@ impl CacheDriver for RedisDriver {
     async fn disconnect(&self) -> DriverResult<()> {
         self.connection.close();
         Ok(())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::LOCK
+    }
+
+    async fn try_lock(&self, key: &str, owner: &str, ttl: Duration) -> DriverResult<bool> {
+        let stored_key = self.key(key);
+        // Capped at a century: Redis refuses an expiry past its clock range.
+        let ttl = ttl_millis(ttl.min(Duration::from_secs(100 * 365 * 24 * 3600))).to_string();
+        let command =
+            eval_command(TRY_LOCK_SCRIPT, &toolkit::lock_key(&stored_key), &[owner.as_bytes(), ttl.as_bytes()]);
+        let taken: u64 = self.connection.query(&command, Context::key("EVAL (try_lock)", &stored_key)).await?;
+        Ok(taken == 1)
+    }
+
+    async fn unlock(&self, key: &str, owner: &str) -> DriverResult<bool> {
+        let stored_key = self.key(key);
+        let command = eval_command(UNLOCK_SCRIPT, &toolkit::lock_key(&stored_key), &[owner.as_bytes()]);
+        let released: u64 = self.connection.query(&command, Context::key("EVAL (unlock)", &stored_key)).await?;
+        Ok(released == 1)
     }
 }
 

@@ -17,12 +17,21 @@
 //! `pull` is one `DELETE … RETURNING` statement (atomic); batch methods run
 //! in one transaction; `clear()` deletes a key range (see
 //! `Table::clear` for why not `LIKE`).
+//!
+//! Declares [`Capabilities::LOCK`]: a lock is a row of the same table whose
+//! key is the BLOB [`toolkit::lock_key`] (`0xFF "lock:" prefix:key`) and
+//! whose value is the owner. SQLite orders every BLOB after every TEXT and
+//! never equates the two, so no entry read and no prefix `clear()` (a TEXT
+//! range) sees a lock; `prune()` removes expired ones. `try_lock` is one
+//! upsert with a `WHERE` (taken when absent, expired or already the
+//! owner's) under SQLite's write lock; expiry uses each process's wall clock,
+//! which processes on one machine share.
 
 mod pool;
 mod table;
 
 use bento_plugin_api::toolkit::{self, Lifecycle};
-use bento_plugin_api::{CacheDriver, DriverConfig, DriverError, DriverResult, Prefix, SetItem};
+use bento_plugin_api::{CacheDriver, Capabilities, DriverConfig, DriverError, DriverResult, Prefix, SetItem};
 use pool::Pool;
 use rusqlite::{Connection, ErrorCode};
 use std::path::{Path, PathBuf};
@@ -327,6 +336,27 @@ impl CacheDriver for SqliteDriver {
         self.shared.lifecycle.disconnect();
         self.shared.pool.close();
         Ok(())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::LOCK
+    }
+
+    async fn try_lock(&self, key: &str, owner: &str, ttl: Duration) -> DriverResult<bool> {
+        let lock_key = toolkit::lock_key(&self.prefix.key(key));
+        let owner = owner.to_string();
+        self.blocking(move |table, connection| {
+            let now = now_ms();
+            let expires_at = expires_at(Some(ttl)).unwrap_or(i64::MAX);
+            table.try_lock(connection, &lock_key, &owner, expires_at, now)
+        })
+        .await
+    }
+
+    async fn unlock(&self, key: &str, owner: &str) -> DriverResult<bool> {
+        let lock_key = toolkit::lock_key(&self.prefix.key(key));
+        let owner = owner.to_string();
+        self.blocking(move |table, connection| table.unlock(connection, &lock_key, &owner, now_ms())).await
     }
 }
 

@@ -23,6 +23,8 @@ pub(crate) struct Table {
     clear_all: String,
     clear_range: String,
     prune: String,
+    try_lock: String,
+    unlock: String,
 }
 
 fn op<'a>(operation: &'static str, key: &'a str) -> impl FnOnce(rusqlite::Error) -> SqliteDriverError + 'a {
@@ -61,6 +63,15 @@ impl Table {
             clear_all: format!("DELETE FROM {t}"),
             clear_range: format!("DELETE FROM {t} WHERE key >= ?1 AND key < ?2"),
             prune: format!("DELETE FROM {t} WHERE expires_at IS NOT NULL AND expires_at <= ?1"),
+            // Inserted, or taken over when expired or already ours; one
+            // statement under SQLite's write lock, so it is atomic across
+            // connections and processes.
+            try_lock: format!(
+                "INSERT INTO {t} (key, value, expires_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at \
+                 WHERE {t}.expires_at <= ?4 OR {t}.value = excluded.value"
+            ),
+            unlock: format!("DELETE FROM {t} WHERE key = ?1 AND value = ?2 AND expires_at > ?3"),
         })
     }
 
@@ -158,6 +169,32 @@ impl Table {
             statement.execute(params![scope, upper]).map_err(op("clear", scope))?;
         }
         Ok(())
+    }
+
+    /// Take the lock stored at `lock_key` (a BLOB: see the crate docs) for
+    /// `owner` until `expires_at` when it is free, expired or `owner`'s.
+    pub(crate) fn try_lock(
+        &self,
+        connection: &Connection,
+        lock_key: &[u8],
+        owner: &str,
+        expires_at: i64,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let shown = String::from_utf8_lossy(lock_key);
+        let mut statement = connection.prepare_cached(&self.try_lock).map_err(op("try_lock", &shown))?;
+        let changed = statement
+            .execute(params![lock_key, owner.as_bytes(), expires_at, now_ms])
+            .map_err(op("try_lock", &shown))?;
+        Ok(changed == 1)
+    }
+
+    /// Release the lock stored at `lock_key` if `owner` holds it.
+    pub(crate) fn unlock(&self, connection: &Connection, lock_key: &[u8], owner: &str, now_ms: i64) -> Result<bool> {
+        let shown = String::from_utf8_lossy(lock_key);
+        let mut statement = connection.prepare_cached(&self.unlock).map_err(op("unlock", &shown))?;
+        let removed = statement.execute(params![lock_key, owner.as_bytes(), now_ms]).map_err(op("unlock", &shown))?;
+        Ok(removed == 1)
     }
 
     pub(crate) fn prune(&self, connection: &Connection, now_ms: i64) -> Result<()> {

@@ -1,0 +1,122 @@
+//! The trait a driver author implements.
+
+use crate::error::DriverResult;
+use std::future::Future;
+use std::time::Duration;
+
+/// The parameters every driver receives besides its own options.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DriverConfig {
+    /// The store's default time to live, for information. The contract is
+    /// that `set(.., None)` stores forever and the cache manager always
+    /// passes the TTL it wants, so drivers normally ignore this (BentoCache's
+    /// drivers do too).
+    pub default_ttl: Option<Duration>,
+    /// Key prefix of the root handle; empty = the driver owns its keyspace.
+    pub prefix: String,
+}
+
+/// One item of [`CacheDriver::set_many`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetItem {
+    /// Key relative to the handle's prefix.
+    pub key: String,
+    /// Value bytes (may be empty, may be non-UTF-8).
+    pub value: Vec<u8>,
+    /// Time to live with millisecond precision; `None` = forever.
+    pub ttl: Option<Duration>,
+}
+
+/// A cache driver, written as plain async Rust.
+///
+/// Keys are UTF-8 strings relative to the handle's prefix; the stored key is
+/// `prefix:key` ([`crate::Prefix`] implements the layout). Values are bytes:
+/// empty and non-UTF-8 values are values, not "missing". Drivers know nothing
+/// of grace periods, tags or locks; the host does.
+///
+/// Every method may run on any thread. When [`CacheDriver::NEEDS_RUNTIME`] is
+/// true (the default) the futures run inside the plugin's own tokio runtime
+/// context, so `tokio::spawn`, timers and tokio-based clients work.
+pub trait CacheDriver: Send + Sync + Sized + 'static {
+    /// The driver's options, deserialized from the JSON the host passes.
+    /// Use `#[serde(deny_unknown_fields)]` so typos are reported.
+    type Options: serde::de::DeserializeOwned + schemars::JsonSchema + Send + 'static;
+
+    /// Whether the driver's futures need the plugin's tokio runtime. A
+    /// purely in-memory driver sets this to false and saves the context
+    /// switch on every call.
+    const NEEDS_RUNTIME: bool = true;
+
+    /// Create the root handle: connect, create tables, etc.
+    fn connect(options: Self::Options, config: DriverConfig) -> impl Future<Output = DriverResult<Self>> + Send;
+
+    /// A new handle whose prefix is `prefix:namespace`, sharing the
+    /// connection; nested namespaces join with `:`.
+    fn namespace(&self, namespace: &str) -> DriverResult<Self>;
+
+    /// The value of `key`; an expired entry is never returned.
+    fn get(&self, key: &str) -> impl Future<Output = DriverResult<Option<Vec<u8>>>> + Send;
+
+    /// Get and delete atomically: of N concurrent pulls exactly one wins.
+    fn pull(&self, key: &str) -> impl Future<Output = DriverResult<Option<Vec<u8>>>> + Send;
+
+    /// Store or overwrite; `ttl` has millisecond precision, `None` = forever.
+    /// Returns true when stored.
+    fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> impl Future<Output = DriverResult<bool>> + Send;
+
+    /// True iff the key existed (and was not expired) before removal.
+    fn delete(&self, key: &str) -> impl Future<Output = DriverResult<bool>> + Send;
+
+    /// Remove every key under this handle's prefix (nested namespaces
+    /// included) and nothing else; with an empty prefix, everything.
+    fn clear(&self) -> impl Future<Output = DriverResult<()>> + Send;
+
+    /// Close connections. Idempotent; later operations return
+    /// [`crate::ErrorKind::DISCONNECTED`].
+    fn disconnect(&self) -> impl Future<Output = DriverResult<()>> + Send;
+
+    /// True iff [`CacheDriver::get`] would return a value.
+    fn has(&self, key: &str) -> impl Future<Output = DriverResult<bool>> + Send {
+        async move { Ok(self.get(key).await?.is_some()) }
+    }
+
+    /// Values of `keys`, in order. Override with one round trip where the
+    /// backend allows it.
+    fn get_many(&self, keys: &[String]) -> impl Future<Output = DriverResult<Vec<Option<Vec<u8>>>>> + Send {
+        async move {
+            let mut values = Vec::with_capacity(keys.len());
+            for key in keys {
+                values.push(self.get(key).await?);
+            }
+            Ok(values)
+        }
+    }
+
+    /// Store many entries; true when all were stored.
+    fn set_many(&self, items: Vec<SetItem>) -> impl Future<Output = DriverResult<bool>> + Send {
+        async move {
+            let mut all = true;
+            for item in items {
+                all &= self.set(&item.key, item.value, item.ttl).await?;
+            }
+            Ok(all)
+        }
+    }
+
+    /// Remove `keys`; returns how many existed. An empty list is fine.
+    fn delete_many(&self, keys: &[String]) -> impl Future<Output = DriverResult<u64>> + Send {
+        async move {
+            let mut removed = 0;
+            for key in keys {
+                removed += u64::from(self.delete(key).await?);
+            }
+            Ok(removed)
+        }
+    }
+
+    /// Remove expired entries from storage; a no-op where the backend
+    /// expires natively.
+    fn prune(&self) -> impl Future<Output = DriverResult<()>> + Send {
+        async { Ok(()) }
+    }
+}

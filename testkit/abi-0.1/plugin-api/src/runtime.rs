@@ -1,0 +1,96 @@
+//! The plugin's own tokio runtime.
+//!
+//! Every cdylib carries its own copy of tokio's thread-locals, so a tokio
+//! future created in a plugin cannot rely on the host's runtime. Futures of a
+//! driver that needs tokio are therefore polled inside the context of a small
+//! runtime owned by the plugin (the async-compat approach): the host's
+//! executor polls them through the `FfiFuture` waker, while the plugin's
+//! worker threads drive I/O and timers. This works whatever runs the host:
+//! a current-thread or multi-thread runtime, several runtimes, or a plain
+//! blocking call.
+
+use crate::error::DriverError;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+use tokio::runtime::{Handle, Runtime};
+
+/// Access to the plugin's lazily built tokio runtime. There is one per
+/// plugin library (statics are per cdylib); it is never shut down because
+/// plugins are never unloaded.
+pub struct PluginRuntime;
+
+static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+
+impl PluginRuntime {
+    /// The runtime's handle, building the runtime on first use. Worker
+    /// threads: `BENTO_PLUGIN_THREADS`, default 2 (at most the CPU count).
+    pub fn handle() -> Result<&'static Handle, DriverError> {
+        let runtime = RUNTIME.get_or_init(|| {
+            let default_threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
+            let threads = std::env::var("BENTO_PLUGIN_THREADS")
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(default_threads);
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .thread_name("bento-plugin-rt")
+                .enable_all()
+                .build()
+                .map_err(|error| error.to_string())
+        });
+        match runtime {
+            Ok(runtime) => Ok(runtime.handle()),
+            Err(message) => Err(DriverError::backend(format!("cannot start the plugin runtime: {message}"))),
+        }
+    }
+}
+
+/// Polls `inner` inside the plugin runtime's context and turns a panic
+/// during any poll into a `Panicked` error.
+pub(crate) struct Guarded<F> {
+    runtime: &'static Handle,
+    inner: Option<Pin<Box<F>>>,
+}
+
+impl<F> Guarded<F> {
+    pub(crate) fn new(runtime: &'static Handle, inner: F) -> Self {
+        Guarded { runtime, inner: Some(Box::pin(inner)) }
+    }
+}
+
+impl<T, F: Future<Output = Result<T, DriverError>>> Future for Guarded<F> {
+    type Output = Result<T, DriverError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let runtime = self.runtime;
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(Err(DriverError::new(crate::ErrorKind::PANICKED, "future polled after it panicked")));
+        };
+        let _context = runtime.enter();
+        match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(payload) => {
+                // The future's state is unknown after a panic: drop it here
+                // (still inside the runtime context) and never poll it again.
+                let broken = self.inner.take();
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(broken)));
+                Poll::Ready(Err(DriverError::from_panic(payload)))
+            }
+        }
+    }
+}
+
+impl<F> Drop for Guarded<F> {
+    fn drop(&mut self) {
+        // Tokio resources deregister from their reactor on drop; do it in
+        // the plugin runtime's context, and never let a panic escape.
+        if let Some(inner) = self.inner.take() {
+            let _context = self.runtime.enter();
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(inner)));
+        }
+    }
+}
