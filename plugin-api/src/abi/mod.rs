@@ -221,6 +221,11 @@ pub struct PluginMod {
     /// Build a bus from options JSON.
     #[sabi(last_prefix_field)]
     pub create_bus: extern "C" fn(options_json: RString) -> FfiFut<FfiBusBox>,
+    /// Set the worker-thread count of the plugin's runtime before it
+    /// starts; false when it already runs with another count. Plugins built
+    /// before this field existed lack it (the accessor returns `None`).
+    #[sabi(missing_field(option))]
+    pub configure_runtime: extern "C" fn(worker_threads: u32) -> bool,
 }
 
 impl RootModule for PluginModRef {
@@ -295,9 +300,10 @@ pub fn init_root_module(header: &LibHeader, plugin_api: &str) -> Result<PluginMo
     }
     header.ensure_layout::<v0_1_0::PluginModRef>()?;
     // SAFETY: the library's root module was just checked against the
-    // 0.1.0 layout. Today's `PluginMod` has the same fields; the only
-    // types that differ reachable from it are prefix types (the driver
-    // vtable) that gained fields after their last prefix field. Accessors
+    // 0.1.0 layout. Today's `PluginMod` differs only by fields after its
+    // last prefix field (`configure_runtime`, read as an `Option`), and the
+    // other types reachable from it that differ are prefix types too (the
+    // driver vtable), grown after their last prefix field. Accessors
     // of such fields consult the library's own field-accessibility record
     // and fall back to the trait's default method when it lacks them, so
     // no absent field is ever read.
