@@ -192,11 +192,6 @@ pub struct PluginMod {
     /// Build a bus from options JSON.
     #[sabi(last_prefix_field)]
     pub create_bus: extern "C" fn(options_json: RString) -> FfiFut<FfiBusBox>,
-    /// Set the worker-thread count of the plugin's runtime before it
-    /// starts; false when it already runs with another count. Plugins built
-    /// before this field existed lack it (the accessor returns `None`).
-    #[sabi(missing_field(option))]
-    pub configure_runtime: extern "C" fn(worker_threads: u32) -> bool,
 }
 
 impl RootModule for PluginModRef {
