@@ -101,7 +101,7 @@ pub(crate) trait Show {
     fn show(&self) -> String;
 }
 
-fn show_bytes(bytes: &[u8]) -> String {
+pub(crate) fn show_bytes(bytes: &[u8]) -> String {
     const LIMIT: usize = 48;
     if bytes.len() > LIMIT {
         return format!("{} bytes starting {}…", bytes.len(), show_bytes(&bytes[..16]));
