@@ -1,6 +1,7 @@
 //! The cases: named async checks against a driver, grouped by topic.
 //!
 //! * `bentocache`: the cases of BentoCache's `registerCacheDriverTestSuite`;
+//! * `namespaces`: every method through a namespace, the empty namespace;
 //! * `prefixes`: hostile prefixes, exact-prefix clear, the empty prefix;
 //! * `keys_values`: hostile keys, empty / binary / large values;
 //! * `ttl`: TTL precision, `has` vs `get`, expired entries, prune;
@@ -15,6 +16,7 @@ mod bentocache;
 mod concurrency;
 mod keys_values;
 mod lifecycle;
+mod namespaces;
 mod prefixes;
 mod ttl;
 
@@ -253,6 +255,7 @@ pub fn all_cases() -> &'static [Case] {
         let mut cases = Vec::new();
         cases.extend(abi::cases());
         cases.extend(bentocache::cases());
+        cases.extend(namespaces::cases());
         cases.extend(prefixes::cases());
         cases.extend(keys_values::cases());
         cases.extend(ttl::cases());

@@ -104,6 +104,8 @@ impl From<FileDriverError> for DriverError {
 struct Shared {
     store: FileStore,
     lifecycle: Lifecycle,
+    /// TTL of entries set without one (`None` = forever).
+    default_ttl: Option<Duration>,
 }
 
 impl AsRef<Lifecycle> for Shared {
@@ -166,7 +168,7 @@ impl CacheDriver for FileDriver {
         let store = tokio::task::spawn_blocking(move || FileStore::open(directory, sync_writes))
             .await
             .map_err(|error| DriverError::backend(format!("cannot open the cache directory: {error}")))??;
-        let shared = Arc::new(Shared { store, lifecycle: Lifecycle::new() });
+        let shared = Arc::new(Shared { store, lifecycle: Lifecycle::new(), default_ttl: config.default_ttl });
         if let Some(interval_ms) = options.prune_interval_ms {
             Self::spawn_pruner(&shared, Duration::from_millis(interval_ms))?;
         }
@@ -199,13 +201,13 @@ impl CacheDriver for FileDriver {
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> DriverResult<bool> {
         let key = self.prefix.key(key);
-        let expires_at = expires_at(ttl);
+        let expires_at = expires_at(ttl.or(self.shared.default_ttl));
         self.blocking(move |store| store.set(&key, &value, expires_at).map(|()| true)).await
     }
 
     async fn set_many(&self, items: Vec<SetItem>) -> DriverResult<bool> {
         let items: Vec<(String, Vec<u8>, u64)> =
-            items.into_iter().map(|item| (self.prefix.key(&item.key), item.value, expires_at(item.ttl))).collect();
+            items.into_iter().map(|item| (self.prefix.key(&item.key), item.value, expires_at(item.ttl.or(self.shared.default_ttl)))).collect();
         self.blocking(move |store| {
             for (key, value, expires_at) in &items {
                 store.set(key, value, *expires_at)?;

@@ -18,6 +18,8 @@ use std::time::Duration;
 pub struct MemoryDriver {
     store: MemoryStore<Vec<u8>>,
     disconnected: Arc<AtomicBool>,
+    /// TTL of entries set without one (`None` = forever).
+    default_ttl: Option<Duration>,
 }
 
 impl MemoryDriver {
@@ -38,11 +40,16 @@ impl CacheDriver for MemoryDriver {
         Ok(MemoryDriver {
             store: MemoryStore::new(&options, &config.prefix),
             disconnected: Arc::new(AtomicBool::new(false)),
+            default_ttl: config.default_ttl,
         })
     }
 
     fn namespace(&self, namespace: &str) -> DriverResult<Self> {
-        Ok(MemoryDriver { store: self.store()?.namespace(namespace), disconnected: self.disconnected.clone() })
+        Ok(MemoryDriver {
+            store: self.store()?.namespace(namespace),
+            disconnected: self.disconnected.clone(),
+            default_ttl: self.default_ttl,
+        })
     }
 
     async fn get(&self, key: &str) -> DriverResult<Option<Vec<u8>>> {
@@ -55,7 +62,7 @@ impl CacheDriver for MemoryDriver {
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> DriverResult<bool> {
         let weight = value.len() as u64;
-        Ok(self.store()?.insert(key, value, ttl, weight))
+        Ok(self.store()?.insert(key, value, ttl.or(self.default_ttl), weight))
     }
 
     async fn has(&self, key: &str) -> DriverResult<bool> {
