@@ -17,7 +17,7 @@
 //!
 //! ```no_run
 //! fn main() -> std::process::ExitCode {
-//!     let plugin = "target/debug/libmy_driver.so";
+//!     let plugin = bento_conformance::built_plugin("my-driver");
 //!     bento_conformance::libtest_main(bento_conformance::Target::new(plugin).options(r#"{"path":"/tmp/x"}"#))
 //! }
 //! ```
@@ -66,6 +66,15 @@ pub const DEFAULT_CASE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The base prefix of case prefixes unless [`Target::prefix`] says otherwise.
 pub const DEFAULT_BASE_PREFIX: &str = "conf";
+
+/// The built plugin library of crate `crate_name` (e.g. `my-driver` →
+/// `libmy_driver.so`), found next to the running test binary: in
+/// `<target>/<profile>/` or its `deps/`, wherever `CARGO_TARGET_DIR` or
+/// the profile put it (`BENTO_PLUGIN_DIR` overrides the directory). Panics
+/// with the command to run when it has not been built.
+pub fn built_plugin(crate_name: &str) -> PathBuf {
+    bento_testkit::plugin_path(crate_name)
+}
 
 /// Which suite to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
