@@ -253,6 +253,7 @@ async fn bus_unsubscribe_stops_delivery(cx: Arc<BusContext>) -> CaseResult {
     let mut at_staying = subscribe(&staying, &channel).await?;
     publish(&publisher, &channel, b"before").await?;
     ensure_eq!(at_leaving.next("the message before unsubscribe").await?, b"before".to_vec(), "payload");
+    ensure_eq!(at_staying.next("the message before unsubscribe").await?, b"before".to_vec(), "payload");
     leaving.unsubscribe(&channel).await.op("unsubscribe")?;
     publish(&publisher, &channel, b"after").await?;
     // The subscriber that stayed proves the message went out.

@@ -51,11 +51,15 @@ const BUGS: &[(&str, &str)] = &[
 /// necessary.
 const ONLY_CAUGHT_BY_ITS_CASE: usize = 11;
 
-/// The names of the failed cases in a pretty report (`---- name ----`).
+/// The names of the failed cases in a pretty report (`---- name ----`),
+/// leaving out the empty-prefix cases: they run only with
+/// `--allow-empty-prefix`, so a new case that catches a bug on a shared
+/// keyspace too is still needed.
 fn failed_cases(report: &str) -> Vec<&str> {
     report
         .lines()
         .filter_map(|line| line.strip_prefix("---- ").and_then(|rest| rest.strip_suffix(" ----")))
+        .filter(|case| !case.starts_with("empty_prefix_"))
         .collect()
 }
 
