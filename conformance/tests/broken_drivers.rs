@@ -290,7 +290,7 @@ fn bad_options_and_arguments_exit_2_before_any_case() {
 #[test]
 fn every_broken_bus_is_caught_and_the_correct_one_passes() {
     let Some(url) = bento_testkit::require(bento_testkit::Service::Redis, "broken buses") else { return };
-    let options = serde_json::json!({ "url": url, "reconnect_max_delay_ms": 200 }).to_string();
+    let options = serde_json::json!({ "url": url }).to_string();
     let healthy = build_package_variant("bento-broken-bus", None);
     let bugs = [
         ("drops_every_other", "bus_order_is_preserved"),
