@@ -40,8 +40,8 @@ pub struct SetItem {
 /// never down (a backend with whole seconds rounds up to the next second).
 /// `None` means the [`DriverConfig::default_ttl`] the driver was created
 /// with, and forever when it has none; namespaces keep their root's default.
-/// A zero TTL (which the cache manager never passes) stores an entry that is
-/// already expired: `get` does not return it. Very long TTLs (10 years) must
+/// A zero TTL (which the cache manager never passes) means "expires at
+/// once" (rounding it up to 1 ms is fine), never forever and never an error. Very long TTLs (10 years) must
 /// work: no overflow, no panic, no 32-bit millisecond wrap.
 ///
 /// Every method may run on any thread. When [`CacheDriver::NEEDS_RUNTIME`] is
