@@ -74,14 +74,22 @@ pub fn all_bus_cases() -> &'static [BusCase] {
     static CASES: OnceLock<Vec<BusCase>> = OnceLock::new();
     CASES.get_or_init(|| {
         vec![
-            bus_case!(bus_publish_reaches_subscriber, Any, "a message published on one bus reaches another's subscriber"),
+            bus_case!(
+                bus_publish_reaches_subscriber,
+                Any,
+                "a message published on one bus reaches another's subscriber"
+            ),
             bus_case!(bus_binary_payloads_arrive_intact, Any, "empty, non-UTF-8 and 1 MiB payloads arrive unchanged"),
             bus_case!(bus_order_is_preserved, Any, "200 messages from one publisher arrive complete and in order"),
             bus_case!(bus_every_subscriber_receives, Any, "two subscribers on two buses both receive a message"),
             bus_case!(bus_channels_are_independent, Any, "a message on one channel never reaches another channel"),
             bus_case!(bus_unsubscribe_stops_delivery, Any, "after unsubscribe nothing more arrives"),
             bus_case!(bus_own_messages_are_delivered, Any, "a bus receives its own messages (the host filters them)"),
-            bus_case!(bus_disconnect_is_idempotent, Any, "a second disconnect succeeds, later calls return Disconnected"),
+            bus_case!(
+                bus_disconnect_is_idempotent,
+                Any,
+                "a second disconnect succeeds, later calls return Disconnected"
+            ),
             bus_case!(
                 bus_resubscribes_after_connection_cut,
                 Url,
@@ -185,8 +193,11 @@ async fn bus_binary_payloads_arrive_intact(cx: Arc<BusContext>) -> CaseResult {
     let channel = cx.channel("binary");
     let mut inbox = subscribe(&subscriber, &channel).await?;
     let large: Vec<u8> = (0..1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
-    let payloads: [(&str, Vec<u8>); 3] =
-        [("an empty payload", Vec::new()), ("a non-UTF-8 payload", vec![0, 0xff, 0xfe, b'\n', 0, 0xc3]), ("a 1 MiB payload", large)];
+    let payloads: [(&str, Vec<u8>); 3] = [
+        ("an empty payload", Vec::new()),
+        ("a non-UTF-8 payload", vec![0, 0xff, 0xfe, b'\n', 0, 0xc3]),
+        ("a 1 MiB payload", large),
+    ];
     for (what, payload) in &payloads {
         publish(&publisher, &channel, payload).await?;
         let received = inbox.next(what).await?;
@@ -281,7 +292,9 @@ async fn bus_disconnect_is_idempotent(cx: Arc<BusContext>) -> CaseResult {
     match tokio::time::timeout(WAIT, bus.publish(&channel, b"late".to_vec())).await {
         Err(_) => return Err(Failure::new(format!("publish after disconnect did not return within {WAIT:?}"))),
         Ok(Ok(())) => return Err(Failure::new("publish after disconnect succeeded; expected a Disconnected error")),
-        Ok(Err(error)) => ensure_eq!(error.kind, ErrorKind::DISCONNECTED, "error kind of publish after disconnect ({error})"),
+        Ok(Err(error)) => {
+            ensure_eq!(error.kind, ErrorKind::DISCONNECTED, "error kind of publish after disconnect ({error})")
+        }
     }
     match tokio::time::timeout(WAIT, bus.subscribe(&channel, |_: &str, _: Vec<u8>| {})).await {
         Err(_) => Err(Failure::new(format!("subscribe after disconnect did not return within {WAIT:?}"))),
@@ -296,8 +309,8 @@ async fn bus_disconnect_is_idempotent(cx: Arc<BusContext>) -> CaseResult {
 /// The target's options with `url` pointing at a new proxy in front of the
 /// server it named, and the proxy.
 pub(crate) fn proxied_options(options_json: &str) -> Result<(String, TcpProxy), Failure> {
-    let mut options: serde_json::Value =
-        serde_json::from_str(options_json).map_err(|error| Failure::new(format!("the options are not JSON: {error}")))?;
+    let mut options: serde_json::Value = serde_json::from_str(options_json)
+        .map_err(|error| Failure::new(format!("the options are not JSON: {error}")))?;
     let url = options
         .get("url")
         .and_then(|url| url.as_str())
@@ -309,9 +322,9 @@ pub(crate) fn proxied_options(options_json: &str) -> Result<(String, TcpProxy), 
     let (address, path) = rest.split_at(end);
     let target = address.to_string();
     // The proxy owns a runtime, which cannot start inside this case's.
-    let proxy = std::thread::spawn(move || TcpProxy::start(&target))
-        .join()
-        .map_err(|payload| Failure::new(format!("the proxy did not start: {}", crate::runner::panic_text(payload.as_ref()))))?;
+    let proxy = std::thread::spawn(move || TcpProxy::start(&target)).join().map_err(|payload| {
+        Failure::new(format!("the proxy did not start: {}", crate::runner::panic_text(payload.as_ref())))
+    })?;
     let credentials = if credentials.is_empty() { String::new() } else { format!("{credentials}@") };
     let scheme = if scheme.is_empty() { String::new() } else { format!("{scheme}://") };
     options["url"] = serde_json::Value::String(format!("{scheme}{credentials}{}{path}", proxy.address()));

@@ -131,7 +131,8 @@ where
                 return;
             }
         };
-        let result = catch_unwind(AssertUnwindSafe(|| runtime.block_on(async move { tokio::time::timeout(limit, work).await })));
+        let result =
+            catch_unwind(AssertUnwindSafe(|| runtime.block_on(async move { tokio::time::timeout(limit, work).await })));
         let _ = sender.send(match result {
             Ok(Ok(value)) => Isolated::Done(value),
             Ok(Err(_elapsed)) => Isolated::TimedOut,
@@ -289,7 +290,11 @@ impl Runner {
             return CaseReport { name: case.name, outcome: Outcome::Skipped(reason), duration: started.elapsed() };
         }
         if self.is_wedged() {
-            return CaseReport { name: case.name, outcome: Outcome::Failed(Wedge::verdict()), duration: Duration::ZERO };
+            return CaseReport {
+                name: case.name,
+                outcome: Outcome::Failed(Wedge::verdict()),
+                duration: Duration::ZERO,
+            };
         }
         let _keyspace = match case.requirement {
             Requirement::EmptyPrefix => Lock::Exclusive(self.keyspace.write().unwrap_or_else(|p| p.into_inner())),
@@ -376,7 +381,11 @@ impl Runner {
             return CaseReport { name: case.name, outcome: Outcome::Skipped(reason), duration: started.elapsed() };
         }
         if self.is_wedged() {
-            return CaseReport { name: case.name, outcome: Outcome::Failed(Wedge::verdict()), duration: Duration::ZERO };
+            return CaseReport {
+                name: case.name,
+                outcome: Outcome::Failed(Wedge::verdict()),
+                duration: Duration::ZERO,
+            };
         }
         let channel_base = fresh_name(&self.target.base_prefix, '.', case.name);
         let context = Arc::new(BusContext::new(self.plugin.clone(), self.target.options_json.clone(), channel_base));

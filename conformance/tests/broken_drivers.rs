@@ -297,10 +297,8 @@ fn every_broken_bus_is_caught_and_the_correct_one_passes() {
         ("reorders", "bus_order_is_preserved"),
         ("never_resubscribes", "bus_resubscribes_after_connection_cut"),
     ];
-    let variants: Vec<(&str, &str, PathBuf)> = bugs
-        .iter()
-        .map(|(bug, case)| (*bug, *case, build_package_variant("bento-broken-bus", Some(bug))))
-        .collect();
+    let variants: Vec<(&str, &str, PathBuf)> =
+        bugs.iter().map(|(bug, case)| (*bug, *case, build_package_variant("bento-broken-bus", Some(bug)))).collect();
     let options = options.as_str();
     let mut jobs: Vec<Box<dyn FnOnce() -> Option<String> + Send + '_>> = Vec::new();
     jobs.push(Box::new(move || {

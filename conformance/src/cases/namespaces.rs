@@ -59,7 +59,11 @@ async fn namespace_handle_uses_its_prefix_in_every_method(cx: Arc<CaseContext>) 
     let removed = ns.delete_many(&["many1", "many2"]).await.op("delete_many in the namespace")?;
     ensure_eq!(removed, 2u64, "delete_many count in the namespace");
     let values = root.get_many(&["many1", "many2"]).await.op("get_many on the root")?;
-    ensure_eq!(values, vec![Some(v("root-many1")), Some(v("root-many2"))], "root keys after the namespace's delete_many");
+    ensure_eq!(
+        values,
+        vec![Some(v("root-many1")), Some(v("root-many2"))],
+        "root keys after the namespace's delete_many"
+    );
 
     ns.clear().await.op("clear of the namespace")?;
     expect_get(&ns, "clear", None, "in the namespace after its clear").await?;

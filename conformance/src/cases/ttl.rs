@@ -15,11 +15,23 @@ pub(super) fn cases() -> Vec<Case> {
         case!(ttl_1500ms_entry_present_at_1100ms, Prefixed, "a 1.5 s TTL is not rounded down to 1 s"),
         case!(set_overwrite_replaces_ttl, Prefixed, "overwriting an entry without TTL removes the old expiry"),
         case!(overwrite_short_ttl_with_long, Prefixed, "a 100 ms entry overwritten with 60 s is there at 300 ms"),
-        case!(overwrite_forever_with_short_ttl, Prefixed, "an entry without TTL overwritten with 100 ms is gone by 300 ms"),
+        case!(
+            overwrite_forever_with_short_ttl,
+            Prefixed,
+            "an entry without TTL overwritten with 100 ms is gone by 300 ms"
+        ),
         case!(overwrite_long_ttl_with_short, Prefixed, "a 60 s entry overwritten with 100 ms is gone by 300 ms"),
         case!(ten_year_ttl_works, Prefixed, "a 10-year TTL stores the entry (no overflow, no panic)"),
-        case!(ttl_past_u32_milliseconds_does_not_wrap, Prefixed, "a TTL of 2^32 ms + 100 ms (49.7 days) is no 100 ms TTL"),
-        case!(default_ttl_applies_to_set_without_ttl, Prefixed, "with a default TTL of 100 ms, set(.., None) is gone by 300 ms"),
+        case!(
+            ttl_past_u32_milliseconds_does_not_wrap,
+            Prefixed,
+            "a TTL of 2^32 ms + 100 ms (49.7 days) is no 100 ms TTL"
+        ),
+        case!(
+            default_ttl_applies_to_set_without_ttl,
+            Prefixed,
+            "with a default TTL of 100 ms, set(.., None) is gone by 300 ms"
+        ),
         case!(has_agrees_with_get, Prefixed, "has is true iff get returns a value: present, missing, expired, deleted"),
         case!(delete_missing_returns_false, Prefixed, "delete of a key never set returns false"),
         case!(delete_expired_returns_false, Prefixed, "delete of an expired key returns false"),

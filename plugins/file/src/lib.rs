@@ -206,8 +206,10 @@ impl CacheDriver for FileDriver {
     }
 
     async fn set_many(&self, items: Vec<SetItem>) -> DriverResult<bool> {
-        let items: Vec<(String, Vec<u8>, u64)> =
-            items.into_iter().map(|item| (self.prefix.key(&item.key), item.value, expires_at(item.ttl.or(self.shared.default_ttl)))).collect();
+        let items: Vec<(String, Vec<u8>, u64)> = items
+            .into_iter()
+            .map(|item| (self.prefix.key(&item.key), item.value, expires_at(item.ttl.or(self.shared.default_ttl))))
+            .collect();
         self.blocking(move |store| {
             for (key, value, expires_at) in &items {
                 store.set(key, value, *expires_at)?;

@@ -293,8 +293,10 @@ impl CacheDriver for SqliteDriver {
         if items.is_empty() {
             return self.blocking(|_, _| Ok(true)).await;
         }
-        let items: Vec<(String, Vec<u8>, Option<i64>)> =
-            items.into_iter().map(|item| (self.prefix.key(&item.key), item.value, expires_at(item.ttl.or(self.shared.default_ttl)))).collect();
+        let items: Vec<(String, Vec<u8>, Option<i64>)> = items
+            .into_iter()
+            .map(|item| (self.prefix.key(&item.key), item.value, expires_at(item.ttl.or(self.shared.default_ttl))))
+            .collect();
         self.blocking(move |table, connection| table.set_many(connection, &items).map(|()| true)).await
     }
 
