@@ -34,7 +34,7 @@
 //! are not run, so a run always ends with a verdict.
 //!
 //! A plugin that provides only a bus (or any plugin, with
-//! [`Target::suite`] / `--bus`) gets the bus suite instead
+//! [`Target::suite()`] / `--bus`) gets the bus suite instead
 //! ([`all_bus_cases`]): round trip, binary payloads, ordering, fan-out,
 //! unsubscribe, own messages, disconnect, and resubscription after the
 //! connection was cut through a TCP proxy (when the options have a `url`).
