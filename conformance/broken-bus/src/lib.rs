@@ -125,10 +125,14 @@ async fn supervise(state: Weak<State>, mut stream: PubSubStream) {
     }
 }
 
+/// A message held back by the `reorders` bug: sequence number, channel,
+/// payload.
+type Held = Arc<Mutex<Option<(u64, String, Vec<u8>)>>>;
+
 /// `handler` with the message bugs in front of it.
 fn broken_handler(handler: BusMessageHandler) -> BusMessageHandler {
     let received = Arc::new(AtomicU64::new(0));
-    let held: Arc<Mutex<Option<(u64, String, Vec<u8>)>>> = Arc::default();
+    let held: Held = Arc::default();
     Arc::new(move |channel: &str, payload: Vec<u8>| {
         let sequence = received.fetch_add(1, Ordering::AcqRel);
         if cfg!(feature = "drops_every_other") && sequence % 2 == 1 {
