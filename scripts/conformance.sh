@@ -3,7 +3,8 @@
 # no server (memory, file, sqlite), and run the full conformance suite
 # against each. With `--all`, also the server-backed plugins (redis,
 # postgres, mysql) against the servers named by BENTO_REDIS_URL,
-# BENTO_POSTGRES_URL and BENTO_MYSQL_URL (defaults: the local servers).
+# BENTO_POSTGRES_URL and BENTO_MYSQL_URL (defaults: the local servers), and
+# the bus suite against the bus plugins (redis, nats; BENTO_NATS_URL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,7 @@ target_dir="${CARGO_TARGET_DIR:-target}/$profile"
 
 plugins=(bento-driver-memory bento-driver-file bento-driver-sqlite)
 if [ "${1:-}" = "--all" ]; then
-  plugins+=(bento-driver-redis bento-driver-postgres bento-driver-mysql)
+  plugins+=(bento-driver-redis bento-driver-postgres bento-driver-mysql bento-bus-redis bento-bus-nats)
 fi
 
 build_args=(-p bento-conformance)
@@ -33,13 +34,15 @@ options_for() {
     bento-driver-redis) echo "{\"url\":\"${BENTO_REDIS_URL:-redis://127.0.0.1:6379}\"}" ;;
     bento-driver-postgres) echo "{\"url\":\"${BENTO_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}\",\"table\":\"bento_conformance_$run_id\"}" ;;
     bento-driver-mysql) echo "{\"url\":\"${BENTO_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}\",\"table\":\"bento_conformance_$run_id\"}" ;;
+    bento-bus-redis) echo "{\"url\":\"${BENTO_REDIS_URL:-redis://127.0.0.1:6379}\"}" ;;
+    bento-bus-nats) echo "{\"url\":\"${BENTO_NATS_URL:-nats://127.0.0.1:4222}\"}" ;;
   esac
 }
 
 # Private storage (memory, a fresh directory or file, a fresh table) may run
 # the cases where the driver owns its whole keyspace; a shared Redis may not.
 empty_prefix_flag() {
-  case "$1" in bento-driver-redis) ;; *) echo --allow-empty-prefix ;; esac
+  case "$1" in bento-driver-redis | bento-bus-*) ;; *) echo --allow-empty-prefix ;; esac
 }
 
 failed=0

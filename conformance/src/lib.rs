@@ -17,15 +17,27 @@
 //!
 //! ```no_run
 //! fn main() -> std::process::ExitCode {
-//!     let plugin = "target/debug/libmy_driver.so";
+//!     let plugin = bento_conformance::built_plugin("my-driver");
 //!     bento_conformance::libtest_main(bento_conformance::Target::new(plugin).options(r#"{"path":"/tmp/x"}"#))
 //! }
 //! ```
 //!
+//! Before any case the options are checked and one driver is connected,
+//! once: options the driver refuses, or a driver that cannot connect, stop
+//! the run with one clear message instead of failing every case.
+//!
 //! Every case runs on its own driver instance under its own unique prefix
-//! (`<base>:<case>-<random>`), clears that prefix afterwards and has a
-//! timeout: a hanging driver fails that case and the run goes on (the
-//! hanging future is abandoned).
+//! (`<base>:<case>-<random>`), on a thread of its own, clears that prefix
+//! afterwards and has a timeout: a driver call that never completes, or
+//! that blocks its thread, fails that case and the run goes on (the thread
+//! is abandoned). After three cases in a row time out the remaining ones
+//! are not run, so a run always ends with a verdict.
+//!
+//! A plugin that provides only a bus (or any plugin, with
+//! [`Target::suite()`] / `--bus`) gets the bus suite instead
+//! ([`all_bus_cases`]): round trip, binary payloads, ordering, fan-out,
+//! unsubscribe, own messages, disconnect, and resubscription after the
+//! connection was cut through a TCP proxy (when the options have a `url`).
 //!
 //! Cases that need a driver with the EMPTY prefix (which owns, and clears,
 //! the driver's whole keyspace: a Redis database, a SQL table, a directory)
@@ -37,11 +49,13 @@
 //! that lives in the `bento` crate's own tests.
 
 pub mod bench;
+mod bus;
 mod cases;
 mod runner;
 
+pub use bus::{all_bus_cases, BusCase, BusContext, BusRequirement};
 pub use cases::{all_cases, Case, CaseContext, Failure, Requirement};
-pub use runner::{CaseReport, LoadError, Outcome, Runner};
+pub use runner::{CaseReport, LoadError, Outcome, PreflightError, Runner, MAX_CONSECUTIVE_TIMEOUTS};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +66,24 @@ pub const DEFAULT_CASE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The base prefix of case prefixes unless [`Target::prefix`] says otherwise.
 pub const DEFAULT_BASE_PREFIX: &str = "conf";
+
+/// The built plugin library of crate `crate_name` (e.g. `my-driver` →
+/// `libmy_driver.so`), found next to the running test binary: in
+/// `<target>/<profile>/` or its `deps/`, wherever `CARGO_TARGET_DIR` or
+/// the profile put it (`BENTO_PLUGIN_DIR` overrides the directory). Panics
+/// with the command to run when it has not been built.
+pub fn built_plugin(crate_name: &str) -> PathBuf {
+    bento_testkit::plugin_path(crate_name)
+}
+
+/// Which suite to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suite {
+    /// The driver suite ([`all_cases`]).
+    Driver,
+    /// The bus suite ([`all_bus_cases`]).
+    Bus,
+}
 
 /// What to test: a plugin file, the options to create its drivers with, and
 /// how to run the cases.
@@ -70,6 +102,9 @@ pub struct Target {
     /// Timeout of one case, setup and cleanup included. Default:
     /// [`DEFAULT_CASE_TIMEOUT`].
     pub case_timeout: Duration,
+    /// The suite to run. Default: `None`, the driver suite when the plugin
+    /// provides a driver, else the bus suite.
+    pub suite: Option<Suite>,
 }
 
 impl Target {
@@ -81,6 +116,7 @@ impl Target {
             base_prefix: DEFAULT_BASE_PREFIX.to_string(),
             allow_empty_prefix: false,
             case_timeout: DEFAULT_CASE_TIMEOUT,
+            suite: None,
         }
     }
 
@@ -108,36 +144,60 @@ impl Target {
         self.case_timeout = timeout;
         self
     }
+
+    /// Run `suite` whatever the plugin provides.
+    pub fn suite(mut self, suite: Suite) -> Self {
+        self.suite = Some(suite);
+        self
+    }
 }
 
 /// Run the suite as a libtest-style test binary (`harness = false`): the
 /// usual `cargo test` arguments work (`-- --list`, a name filter,
 /// `--exact`, `--test-threads`, `--ignored`). Empty-prefix cases that were
-/// not allowed are reported as ignored.
+/// not allowed are reported as ignored. When the plugin does not load, or
+/// the options are refused or no driver (or bus) connects, every case fails
+/// at once with that one message.
 pub fn libtest_main(target: Target) -> ExitCode {
     use libtest_mimic::{Arguments, Failed, Trial};
     use std::sync::Arc;
 
     let arguments = Arguments::from_args();
-    let runner = Runner::new(target.clone()).map(Arc::new);
+    let runner = Runner::new(target.clone()).map(Arc::new).map_err(|error| error.to_string());
+    let suite = runner.as_ref().map_or(target.suite.unwrap_or(Suite::Driver), |runner| runner.suite());
+    let runner = runner.and_then(|runner| {
+        let checked = match suite {
+            Suite::Driver => runner.preflight(),
+            Suite::Bus => runner.bus_preflight(),
+        };
+        checked.map(|()| runner).map_err(|error| error.to_string())
+    });
     if let Err(error) = &runner {
         eprintln!("conformance: {error}");
     }
-    let trials = all_cases()
-        .iter()
-        .map(|case| {
-            let runner = runner.as_ref().map(Arc::clone).map_err(|error| error.to_string());
-            let skip = runner.as_ref().ok().and_then(|runner| runner.skip_reason(case));
-            let trial = Trial::test(case.name, move || {
-                let runner = runner.map_err(Failed::from)?;
-                let report = runner.run_case(case);
-                match report.outcome {
-                    Outcome::Passed | Outcome::Skipped(_) => Ok(()),
-                    Outcome::Failed(message) => Err(Failed::from(message)),
-                }
-            });
-            trial.with_ignored_flag(skip.is_some())
-        })
-        .collect();
+    let verdict = |outcome: Outcome| match outcome {
+        Outcome::Passed | Outcome::Skipped(_) => Ok(()),
+        Outcome::Failed(message) => Err(Failed::from(message)),
+    };
+    let trials = match suite {
+        Suite::Driver => all_cases()
+            .iter()
+            .map(|case| {
+                let runner = runner.clone();
+                let skip = runner.as_ref().ok().and_then(|runner| runner.skip_reason(case));
+                Trial::test(case.name, move || verdict(runner.map_err(Failed::from)?.run_case(case).outcome))
+                    .with_ignored_flag(skip.is_some())
+            })
+            .collect(),
+        Suite::Bus => all_bus_cases()
+            .iter()
+            .map(|case| {
+                let runner = runner.clone();
+                let skip = runner.as_ref().ok().and_then(|runner| runner.bus_skip_reason(case));
+                Trial::test(case.name, move || verdict(runner.map_err(Failed::from)?.run_bus_case(case).outcome))
+                    .with_ignored_flag(skip.is_some())
+            })
+            .collect(),
+    };
     libtest_mimic::run(&arguments, trials).exit_code()
 }

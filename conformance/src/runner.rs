@@ -1,14 +1,37 @@
-//! Running one case: its own driver and prefix, a timeout, cleanup.
+//! Running one case: its own driver and prefix, its own thread, a timeout,
+//! cleanup; and the checks made once before any case (the plugin provides
+//! what is tested, the options are accepted, a driver connects).
+//!
+//! Every case runs on a thread of its own with a small runtime of its own,
+//! and the runner waits for its answer with a deadline. A driver call that
+//! merely never completes is cancelled by the case's timeout; one that
+//! blocks its thread (a deadlock, a blocking socket read) cannot be
+//! cancelled, so that thread is abandoned and the case fails by timeout.
+//! After [`MAX_CONSECUTIVE_TIMEOUTS`] cases in a row time out the driver is
+//! considered wedged and the remaining cases are not run, so a run always
+//! ends within a bounded time with a verdict.
 
 use crate::cases::lock::{self, LockSupport};
+use crate::bus::{BusCase, BusContext, BusRequirement};
 use crate::cases::{Case, CaseContext, Failure, Requirement};
-use crate::Target;
+use crate::{Suite, Target};
 use bento::{DriverOptions, ErrorKind, Plugin};
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-/// How long cleanup after a case may take before it is abandoned.
+/// How long cleanup after a case may take before it is abandoned (at most
+/// the case timeout).
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// After this many cases in a row time out, the remaining ones are not run.
+pub const MAX_CONSECUTIVE_TIMEOUTS: usize = 3;
+
+/// How long past its own deadline a case's thread may take to report
+/// before it is considered blocked and abandoned.
+const REPORT_GRACE: Duration = Duration::from_secs(1);
 
 /// The plugin could not be loaded or the suite's runtime not started.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +43,37 @@ pub enum LoadError {
     /// The tokio runtime that drives the cases could not start.
     #[error("cannot start the conformance runtime: {0}")]
     Runtime(#[from] std::io::Error),
+}
+
+/// Why the suite cannot run at all; found once, before any case.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PreflightError {
+    /// The plugin does not provide what the suite tests (a driver for the
+    /// driver suite, a bus for the bus suite).
+    #[error("plugin `{plugin}` provides no {what}")]
+    NotProvided {
+        /// The plugin's name.
+        plugin: String,
+        /// `"cache driver"` or `"bus"`.
+        what: &'static str,
+    },
+    /// The plugin refused the options; the message is the plugin's.
+    #[error("the plugin refused the options: {0}")]
+    InvalidOptions(String),
+    /// Creating a driver (or bus) with the options failed.
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// Creating a driver (or bus) did not finish in time.
+    #[error("connect did not finish within {0:?}: the driver never answered")]
+    ConnectTimedOut(Duration),
+}
+
+impl PreflightError {
+    /// True when the problem is the options or the plugin given (a usage
+    /// error), not the behaviour of the driver.
+    pub fn is_usage_error(&self) -> bool {
+        matches!(self, PreflightError::NotProvided { .. } | PreflightError::InvalidOptions(_))
+    }
 }
 
 /// The result of one case.
@@ -45,6 +99,106 @@ pub struct CaseReport {
     pub duration: Duration,
 }
 
+/// How work run on a thread of its own ended.
+pub(crate) enum Isolated<T> {
+    /// It finished with this value.
+    Done(T),
+    /// It panicked with this message.
+    Panicked(String),
+    /// It did not finish in time: cancelled when it was only pending,
+    /// abandoned with its thread when it blocked the thread.
+    TimedOut,
+}
+
+/// Run `work` on a new thread with its own two-worker tokio runtime, for at
+/// most `limit`. The thread is abandoned (never joined) when the work
+/// blocks it past the limit.
+pub(crate) fn run_isolated<T, F>(name: &str, limit: Duration, work: F) -> Isolated<T>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    let thread = std::thread::Builder::new().name(name.to_string()).spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("conformance-case")
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                let _ = sender.send(Isolated::Panicked(format!("cannot start the case's runtime: {error}")));
+                return;
+            }
+        };
+        let result =
+            catch_unwind(AssertUnwindSafe(|| runtime.block_on(async move { tokio::time::timeout(limit, work).await })));
+        let _ = sender.send(match result {
+            Ok(Ok(value)) => Isolated::Done(value),
+            Ok(Err(_elapsed)) => Isolated::TimedOut,
+            Err(payload) => Isolated::Panicked(panic_text(payload.as_ref())),
+        });
+        // Do not wait for worker threads a driver may have blocked.
+        runtime.shutdown_background();
+    });
+    if let Err(error) = thread {
+        return Isolated::Panicked(format!("cannot start a thread for the case: {error}"));
+    }
+    match receiver.recv_timeout(limit + REPORT_GRACE) {
+        Ok(isolated) => isolated,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Isolated::TimedOut,
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            Isolated::Panicked("the case's thread ended without an answer".to_string())
+        }
+    }
+}
+
+/// The message of a panic payload.
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| text.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_string())
+}
+
+/// Counts cases in a row that timed out, to stop a run against a driver
+/// that no longer answers.
+#[derive(Debug, Default)]
+pub(crate) struct Wedge {
+    consecutive_timeouts: AtomicUsize,
+}
+
+impl Wedge {
+    pub(crate) fn record(&self, timed_out: bool) {
+        if timed_out {
+            self.consecutive_timeouts.fetch_add(1, Ordering::AcqRel);
+        } else {
+            self.consecutive_timeouts.store(0, Ordering::Release);
+        }
+    }
+
+    pub(crate) fn is_wedged(&self) -> bool {
+        self.consecutive_timeouts.load(Ordering::Acquire) >= MAX_CONSECUTIVE_TIMEOUTS
+    }
+
+    pub(crate) fn verdict() -> String {
+        format!(
+            "not run: {MAX_CONSECUTIVE_TIMEOUTS} cases in a row timed out, so the driver is considered to no longer \
+             answer (a call that blocks its thread or never completes)"
+        )
+    }
+}
+
+/// The message of a case that timed out.
+pub(crate) fn timeout_message(limit: Duration) -> String {
+    format!(
+        "timed out after {limit:?}: the driver did not answer (a pending call was cancelled, a call blocking its \
+         thread was abandoned with the thread)"
+    )
+}
+
 /// A loaded plugin plus the runtime that drives the cases against it.
 pub struct Runner {
     target: Target,
@@ -56,6 +210,7 @@ pub struct Runner {
     keyspace: RwLock<()>,
     /// What the plugin's drivers say and do about locks, probed on first use.
     lock_support: OnceLock<Result<LockSupport, String>>,
+    wedge: Wedge,
 }
 
 impl Runner {
@@ -67,7 +222,14 @@ impl Runner {
             .thread_name("conformance")
             .enable_all()
             .build()?;
-        Ok(Runner { target, plugin, runtime, keyspace: RwLock::new(()), lock_support: OnceLock::new() })
+        Ok(Runner {
+            target,
+            plugin,
+            runtime,
+            keyspace: RwLock::new(()),
+            lock_support: OnceLock::new(),
+            wedge: Wedge::default(),
+        })
     }
 
     /// The loaded plugin.
@@ -90,15 +252,29 @@ impl Runner {
         self.plugin.create_driver(&self.target.options_json, DriverOptions::with_prefix(prefix)).await
     }
 
+    /// Check, once and before any case, that the plugin provides a driver,
+    /// that it accepts the options and that a driver connects within the
+    /// case timeout. A driver that cannot connect would otherwise fail every
+    /// case, each after its own timeout.
+    pub fn preflight(&self) -> Result<(), PreflightError> {
+        if !self.plugin.info().provides_driver {
+            return Err(PreflightError::NotProvided { plugin: self.plugin.name().to_string(), what: "cache driver" });
+        }
+        let plugin = self.plugin.clone();
+        let options = self.target.options_json.clone();
+        let prefix = self.fresh_prefix("preflight");
+        let limit = self.target.case_timeout;
+        let connect = async move {
+            let driver = plugin.create_driver(&options, DriverOptions::with_prefix(prefix)).await?;
+            let _ = tokio::time::timeout(CLEANUP_TIMEOUT, driver.disconnect()).await;
+            Ok::<(), bento::Error>(())
+        };
+        check_connect(limit, connect)
+    }
+
     /// A fresh prefix `<base>:<label>-<random>` for ad-hoc use (benchmarks).
     pub fn fresh_prefix(&self, label: &str) -> String {
-        let base = self.target.base_prefix.trim_end_matches(':');
-        let random: String = std::iter::repeat_with(fastrand::alphanumeric).take(8).collect();
-        if base.is_empty() {
-            format!("{label}-{random}")
-        } else {
-            format!("{base}:{label}-{random}")
-        }
+        fresh_name(&self.target.base_prefix, ':', label)
     }
 
     /// Why `case` will not run with this target, if it will not.
@@ -122,16 +298,25 @@ impl Runner {
         })
     }
 
-    /// A prefix no other case (or run) uses.
-    fn unique_prefix(&self, case: &Case) -> String {
-        self.fresh_prefix(case.name)
+    /// True once [`MAX_CONSECUTIVE_TIMEOUTS`] cases in a row timed out:
+    /// the driver no longer answers and later cases are not run.
+    pub fn is_wedged(&self) -> bool {
+        self.wedge.is_wedged()
     }
 
-    /// Run one case: set up its driver, run it under the timeout, clean up.
+    /// Run one case: set up its driver, run it on its own thread under the
+    /// timeout, clean up.
     pub fn run_case(&self, case: &Case) -> CaseReport {
         let started = Instant::now();
         if let Some(reason) = self.skip_reason(case) {
             return CaseReport { name: case.name, outcome: Outcome::Skipped(reason), duration: started.elapsed() };
+        }
+        if self.is_wedged() {
+            return CaseReport {
+                name: case.name,
+                outcome: Outcome::Failed(Wedge::verdict()),
+                duration: Duration::ZERO,
+            };
         }
         let _keyspace = match case.requirement {
             Requirement::EmptyPrefix => Lock::Exclusive(self.keyspace.write().unwrap_or_else(|p| p.into_inner())),
@@ -139,36 +324,111 @@ impl Runner {
         };
         let prefix = match case.requirement {
             Requirement::EmptyPrefix => String::new(),
-            _ => self.unique_prefix(case),
+            _ => self.fresh_prefix(case.name),
         };
         let context = Arc::new(CaseContext::new(
             self.plugin.clone(),
             self.target.options_json.clone(),
-            prefix.clone(),
+            prefix,
             self.target.case_timeout,
         ));
         let run = case.run;
         let needs_driver = case.requirement != Requirement::NoDriver;
         let task_context = context.clone();
-        let handle = self.runtime.spawn(async move {
+        let limit = self.target.case_timeout;
+        let isolated = run_isolated(case.name, limit, async move {
             if needs_driver {
                 task_context.connect_root().await?;
             }
             run(task_context).await
         });
-        let result = self.runtime.block_on(async {
-            match tokio::time::timeout(self.target.case_timeout, handle).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(join_error)) => Err(Failure::new(panic_message(join_error))),
-                Err(_) => Err(Failure::new(format!(
-                    "timed out after {:?}: the driver did not answer (the pending call was abandoned)",
-                    self.target.case_timeout
-                ))),
-            }
-        });
+        let (result, timed_out) = match isolated {
+            Isolated::Done(result) => (result, false),
+            Isolated::Panicked(message) => (Err(Failure::new(format!("the case panicked: {message}"))), false),
+            Isolated::TimedOut => (Err(Failure::new(timeout_message(limit))), true),
+        };
+        self.wedge.record(timed_out);
         if needs_driver {
             self.cleanup(&context);
         }
+        let outcome = match result {
+            Ok(()) => Outcome::Passed,
+            Err(failure) => Outcome::Failed(failure.to_string()),
+        };
+        CaseReport { name: case.name, outcome, duration: started.elapsed() }
+    }
+
+    /// Which suite this target gets: the one asked for, else the driver
+    /// suite when the plugin provides a driver, else the bus suite.
+    pub fn suite(&self) -> Suite {
+        match self.target.suite {
+            Some(suite) => suite,
+            None if !self.plugin.info().provides_driver && self.plugin.info().provides_bus => Suite::Bus,
+            None => Suite::Driver,
+        }
+    }
+
+    /// [`Runner::preflight`] for the bus suite: the plugin provides a bus,
+    /// accepts the options, and a bus connects within the case timeout.
+    pub fn bus_preflight(&self) -> Result<(), PreflightError> {
+        if !self.plugin.info().provides_bus {
+            return Err(PreflightError::NotProvided { plugin: self.plugin.name().to_string(), what: "bus" });
+        }
+        let plugin = self.plugin.clone();
+        let options = self.target.options_json.clone();
+        let limit = self.target.case_timeout;
+        let connect = async move {
+            let bus = plugin.create_bus(&options).await?;
+            let _ = tokio::time::timeout(CLEANUP_TIMEOUT, bus.disconnect()).await;
+            Ok::<(), bento::Error>(())
+        };
+        check_connect(limit, connect)
+    }
+
+    /// Why bus `case` will not run with this target, if it will not.
+    pub fn bus_skip_reason(&self, case: &BusCase) -> Option<String> {
+        if case.requirement != BusRequirement::Url {
+            return None;
+        }
+        let options: Option<serde_json::Value> = serde_json::from_str(&self.target.options_json).ok();
+        let has_url = options.as_ref().and_then(|options| options.get("url")).is_some_and(|url| url.is_string());
+        (!has_url).then(|| "needs a `url` option to route the bus through a TCP proxy".to_string())
+    }
+
+    /// Run one bus case on its own thread under the timeout (three
+    /// timeouts for the reconnect case), then disconnect its buses.
+    pub fn run_bus_case(&self, case: &BusCase) -> CaseReport {
+        let started = Instant::now();
+        if let Some(reason) = self.bus_skip_reason(case) {
+            return CaseReport { name: case.name, outcome: Outcome::Skipped(reason), duration: started.elapsed() };
+        }
+        if self.is_wedged() {
+            return CaseReport {
+                name: case.name,
+                outcome: Outcome::Failed(Wedge::verdict()),
+                duration: Duration::ZERO,
+            };
+        }
+        let channel_base = fresh_name(&self.target.base_prefix, '.', case.name);
+        let context = Arc::new(BusContext::new(self.plugin.clone(), self.target.options_json.clone(), channel_base));
+        let limit = match case.requirement {
+            BusRequirement::Any => self.target.case_timeout,
+            BusRequirement::Url => self.target.case_timeout * 3,
+        };
+        let run = case.run;
+        let isolated = run_isolated(case.name, limit, run(context.clone()));
+        let (result, timed_out) = match isolated {
+            Isolated::Done(result) => (result, false),
+            Isolated::Panicked(message) => (Err(Failure::new(format!("the case panicked: {message}"))), false),
+            Isolated::TimedOut => (Err(Failure::new(timeout_message(limit))), true),
+        };
+        self.wedge.record(timed_out);
+        let buses = context.take_buses();
+        let _ = run_isolated("conformance-cleanup", CLEANUP_TIMEOUT.min(self.target.case_timeout), async move {
+            for bus in buses {
+                let _ = bus.disconnect().await;
+            }
+        });
         let outcome = match result {
             Ok(()) => Outcome::Passed,
             Err(failure) => Outcome::Failed(failure.to_string()),
@@ -180,7 +440,8 @@ impl Runner {
     /// was disconnected or never created. Best effort, bounded in time.
     fn cleanup(&self, context: &Arc<CaseContext>) {
         let context = context.clone();
-        let cleanup = self.runtime.spawn(async move {
+        let limit = CLEANUP_TIMEOUT.min(self.target.case_timeout);
+        let _ = run_isolated("conformance-cleanup", limit, async move {
             if let Some(driver) = context.root_if_connected() {
                 match driver.clear().await {
                     Err(error) if error.kind == ErrorKind::DISCONNECTED => {}
@@ -193,25 +454,44 @@ impl Runner {
                 let _ = driver.disconnect().await;
             }
         });
-        let _ = self.runtime.block_on(async { tokio::time::timeout(CLEANUP_TIMEOUT, cleanup).await });
+    }
+}
+
+/// `<base><separator><label>-<random>`, or `<label>-<random>` without a base.
+pub(crate) fn fresh_name(base: &str, separator: char, label: &str) -> String {
+    let base = base.trim_end_matches(separator);
+    let random: String = std::iter::repeat_with(fastrand::alphanumeric).take(8).collect();
+    if base.is_empty() {
+        format!("{label}-{random}")
+    } else {
+        format!("{base}{separator}{label}-{random}")
+    }
+}
+
+/// Run a preflight `connect` on its own thread within `limit`.
+fn check_connect<F>(limit: Duration, connect: F) -> Result<(), PreflightError>
+where
+    F: Future<Output = Result<(), bento::Error>> + Send + 'static,
+{
+    match run_isolated("conformance-preflight", limit, connect) {
+        Isolated::Done(Ok(())) => Ok(()),
+        Isolated::Done(Err(error)) => Err(classify_connect_error(error)),
+        Isolated::Panicked(message) => Err(PreflightError::Connect(format!("connect panicked: {message}"))),
+        Isolated::TimedOut => Err(PreflightError::ConnectTimedOut(limit)),
+    }
+}
+
+/// Sort a failed connect into "bad options" and "cannot connect".
+fn classify_connect_error(error: bento::Error) -> PreflightError {
+    match &error {
+        bento::Error::Driver(driver) if driver.kind == ErrorKind::INVALID_OPTIONS => {
+            PreflightError::InvalidOptions(driver.message.clone())
+        }
+        _ => PreflightError::Connect(error.to_string()),
     }
 }
 
 enum Lock<'a> {
     Shared(#[allow(dead_code)] std::sync::RwLockReadGuard<'a, ()>),
     Exclusive(#[allow(dead_code)] std::sync::RwLockWriteGuard<'a, ()>),
-}
-
-fn panic_message(error: tokio::task::JoinError) -> String {
-    match error.try_into_panic() {
-        Ok(payload) => {
-            let text = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic payload".to_string());
-            format!("the case panicked: {text}")
-        }
-        Err(error) => format!("the case was cancelled: {error}"),
-    }
 }

@@ -10,7 +10,7 @@ use crate::bus::CacheBus;
 use crate::capabilities::Capabilities;
 use crate::driver::{CacheDriver, DriverConfig, SetItem};
 use crate::error::{DriverError, DriverResult};
-use crate::runtime::{Guarded, PluginRuntime};
+use crate::runtime::{as_plugin_call, Guarded, PluginRuntime};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
 use async_ffi::FutureExt as _;
@@ -27,8 +27,10 @@ where
     if !needs_runtime {
         // The lean path for drivers that never touch tokio: no runtime
         // context, no extra allocation; panics still become errors.
+        let mut caught = Box::pin(AssertUnwindSafe(future).catch_unwind());
+        let quiet = std::future::poll_fn(move |cx| as_plugin_call(|| caught.as_mut().poll(cx)));
         return async move {
-            match AssertUnwindSafe(future).catch_unwind().await {
+            match quiet.await {
                 Ok(Ok(value)) => RResult::ROk(value),
                 Ok(Err(error)) => RResult::RErr(error.into()),
                 Err(payload) => RResult::RErr(DriverError::from_panic(payload).into()),
@@ -108,7 +110,7 @@ impl<D: CacheDriver> DriverAdapter<D> {
 
 impl<D: CacheDriver> FfiDriver for DriverAdapter<D> {
     fn namespace(&self, namespace: RStr<'_>) -> RResult<FfiDriverBox, crate::abi::FfiError> {
-        match catch_unwind(AssertUnwindSafe(|| self.driver.namespace(namespace.as_str()))) {
+        match as_plugin_call(|| catch_unwind(AssertUnwindSafe(|| self.driver.namespace(namespace.as_str())))) {
             Ok(Ok(driver)) => RResult::ROk(Self::boxed(driver)),
             Ok(Err(error)) => RResult::RErr(error.into()),
             Err(payload) => RResult::RErr(DriverError::from_panic(payload).into()),

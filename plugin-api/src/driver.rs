@@ -8,10 +8,11 @@ use std::time::Duration;
 /// The parameters every driver receives besides its own options.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DriverConfig {
-    /// The store's default time to live, for information. The contract is
-    /// that `set(.., None)` stores forever and the cache manager always
-    /// passes the TTL it wants, so drivers normally ignore this (BentoCache's
-    /// drivers do too).
+    /// The TTL of entries set without one: [`CacheDriver::set`] and
+    /// [`CacheDriver::set_many`] items with `ttl: None` expire after it.
+    /// `None` (the default) = such entries are kept forever. The cache
+    /// manager always passes explicit TTLs; this serves drivers used
+    /// directly (`set(key, value, None)`).
     pub default_ttl: Option<Duration>,
     /// Key prefix of the root handle; empty = the driver owns its keyspace.
     pub prefix: String,
@@ -24,7 +25,8 @@ pub struct SetItem {
     pub key: String,
     /// Value bytes (may be empty, may be non-UTF-8).
     pub value: Vec<u8>,
-    /// Time to live with millisecond precision; `None` = forever.
+    /// Time to live with millisecond precision; `None` = the driver's
+    /// [`DriverConfig::default_ttl`], forever when it has none.
     pub ttl: Option<Duration>,
 }
 
@@ -36,6 +38,14 @@ pub struct SetItem {
 /// of grace periods, tags or stampede policy; the host does. A driver may
 /// offer the host a backend lock ([`CacheDriver::try_lock`]), a primitive
 /// the host builds its fleet-wide stampede protection on.
+///
+/// TTLs have millisecond precision: round a sub-millisecond remainder up,
+/// never down (a backend with whole seconds rounds up to the next second).
+/// `None` means the [`DriverConfig::default_ttl`] the driver was created
+/// with, and forever when it has none; namespaces keep their root's default.
+/// A zero TTL (which the cache manager never passes) means "expires at
+/// once" (rounding it up to 1 ms is fine), never forever and never an error. Very long TTLs (10 years) must
+/// work: no overflow, no panic, no 32-bit millisecond wrap.
 ///
 /// Every method may run on any thread. When [`CacheDriver::NEEDS_RUNTIME`] is
 /// true (the default) the futures run inside the plugin's own tokio runtime
@@ -63,8 +73,9 @@ pub trait CacheDriver: Send + Sync + Sized + 'static {
     /// Get and delete atomically: of N concurrent pulls exactly one wins.
     fn pull(&self, key: &str) -> impl Future<Output = DriverResult<Option<Vec<u8>>>> + Send;
 
-    /// Store or overwrite; `ttl` has millisecond precision, `None` = forever.
-    /// Returns true when stored.
+    /// Store or overwrite, replacing the old value AND its expiry; `ttl` has
+    /// millisecond precision, `None` = the [`DriverConfig::default_ttl`]
+    /// (forever without one). Returns true when stored.
     fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> impl Future<Output = DriverResult<bool>> + Send;
 
     /// True iff the key existed (and was not expired) before removal.

@@ -1,15 +1,35 @@
 //! Key layout shared by every driver: stored key = `prefix:key`.
 
 /// A driver handle's key prefix, with the layout rules of the driver
-/// contract: a trailing `:` is ignored, the empty prefix means "the whole
-/// keyspace", and namespaces nest with `:`.
+/// contract:
+///
+/// * the stored key is `prefix:key` ([`Prefix::key`]); a trailing `:` on
+///   the prefix is ignored;
+/// * the empty prefix means "the whole keyspace": keys are stored as they
+///   are, and `clear` empties everything ([`Prefix::is_empty`]);
+/// * namespaces nest with `:` ([`Prefix::namespace`]): under `app`,
+///   `namespace("users")` stores `1` as `app:users:1`, the same entry as
+///   the root's key `users:1`; under the empty prefix it stores `users:1`;
+/// * `namespace("")` adds no level: it is a handle on the same prefix;
+/// * what `clear` removes is every stored key starting with
+///   [`Prefix::scope`] (`prefix:`), an exact-prefix match: `users` never owns
+///   `usersAbc` ([`Prefix::owns`]). Backends that match with patterns must
+///   escape the scope (SQL `LIKE`, Redis glob).
 ///
 /// ```
 /// use bento_plugin_api::Prefix;
 /// let root = Prefix::new("bentocache:");
+/// assert_eq!(root.as_str(), "bentocache");
 /// assert_eq!(root.key("user:1"), "bentocache:user:1");
 /// assert_eq!(root.namespace("users").key("1"), root.key("users:1"));
-/// assert_eq!(Prefix::new("").key("k"), "k");
+/// assert_eq!(root.namespace(""), root);
+/// assert_eq!(root.scope(), "bentocache:");
+/// assert!(root.owns("bentocache:users:1") && !root.owns("bentocacheX:1"));
+///
+/// let whole = Prefix::new("");
+/// assert_eq!(whole.key("k"), "k");
+/// assert_eq!(whole.namespace("users").key("1"), "users:1");
+/// assert_eq!(whole.scope(), "");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Prefix {
@@ -32,12 +52,17 @@ impl Prefix {
         self.value.is_empty()
     }
 
-    /// The prefix of a nested namespace: `prefix:namespace`.
+    /// The prefix of a nested namespace: `prefix:namespace` (a trailing
+    /// `:` on `namespace` is ignored); `namespace` alone under the empty
+    /// prefix; this same prefix when `namespace` is empty.
     pub fn namespace(&self, namespace: &str) -> Prefix {
-        if self.value.is_empty() {
+        let namespace = namespace.trim_end_matches(':');
+        if namespace.is_empty() {
+            self.clone()
+        } else if self.value.is_empty() {
             Prefix::new(namespace)
         } else {
-            Prefix { value: format!("{}:{}", self.value, namespace.trim_end_matches(':')) }
+            Prefix { value: format!("{}:{namespace}", self.value) }
         }
     }
 
@@ -86,6 +111,13 @@ mod tests {
         assert!(!users.owns("usersAbc"));
         assert!(!users.owns("users"));
         assert!(Prefix::new("").owns("anything"));
+    }
+
+    #[test]
+    fn empty_namespace_is_the_same_prefix() {
+        assert_eq!(Prefix::new("a").namespace(""), Prefix::new("a"));
+        assert_eq!(Prefix::new("a").namespace(":"), Prefix::new("a"));
+        assert_eq!(Prefix::new("").namespace(""), Prefix::new(""));
     }
 
     #[test]

@@ -10,11 +10,13 @@
 //! blocking call.
 
 use crate::error::DriverError;
+use std::cell::Cell;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
+use std::sync::Once;
 use std::task::{Context, Poll};
 use tokio::runtime::{Handle, Runtime};
 
@@ -70,6 +72,41 @@ impl PluginRuntime {
     }
 }
 
+thread_local! {
+    /// True while this thread runs driver or bus code for the host.
+    static IN_PLUGIN_CALL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Run `call`, which must not unwind (it catches panics itself), marked as
+/// plugin code working for the host. A panic inside it becomes a
+/// `Panicked` error that carries the message to the host, so the panic
+/// hook prints one line instead of std's report (and backtrace). Panics
+/// elsewhere in the library keep the hook that was there before.
+pub(crate) fn as_plugin_call<R>(call: impl FnOnce() -> R) -> R {
+    static QUIET_HOOK: Once = Once::new();
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_PLUGIN_CALL.with(Cell::get) {
+                let payload = info.payload();
+                let text = payload
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("non-string panic payload");
+                let location = info.location().map_or_else(String::new, |at| format!(" at {at}"));
+                eprintln!("bento plugin: a call panicked{location}: {text} (returned to the host as an error)");
+            } else {
+                previous(info);
+            }
+        }));
+    });
+    let outer = IN_PLUGIN_CALL.with(|flag| flag.replace(true));
+    let result = call();
+    IN_PLUGIN_CALL.with(|flag| flag.set(outer));
+    result
+}
+
 /// Polls `inner` inside the plugin runtime's context and turns a panic
 /// during any poll into a `Panicked` error.
 pub(crate) struct Guarded<F> {
@@ -92,7 +129,7 @@ impl<T, F: Future<Output = Result<T, DriverError>>> Future for Guarded<F> {
             return Poll::Ready(Err(DriverError::new(crate::ErrorKind::PANICKED, "future polled after it panicked")));
         };
         let _context = runtime.enter();
-        match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+        match as_plugin_call(|| catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx)))) {
             Ok(poll) => poll,
             Err(payload) => {
                 // The future's state is unknown after a panic: drop it here

@@ -20,9 +20,10 @@
 
 use bento_memory_store::{MemoryStore, MemoryStoreOptions};
 use bento_plugin_api::{CacheDriver, DriverConfig, DriverError, DriverResult, Prefix, SetItem};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Longest stored key kept by the `truncates_long_keys` bug.
 const TRUNCATE_AT: usize = 250;
@@ -32,7 +33,14 @@ pub struct BrokenDriver {
     /// One store for every prefix: the driver lays out keys itself.
     store: MemoryStore<Vec<u8>>,
     prefix: Prefix,
+    /// The prefix the driver was created with (the `namespace_ignored_by_*`
+    /// bugs use it instead of the handle's).
+    root: Prefix,
     disconnected: Arc<AtomicBool>,
+    default_ttl: Option<Duration>,
+    /// The expiry each stored key was last given (`None` = never), for the
+    /// `overwrite_keeps_*` bugs.
+    expiries: Arc<Mutex<HashMap<String, Option<Instant>>>>,
 }
 
 impl BrokenDriver {
@@ -62,14 +70,49 @@ impl BrokenDriver {
         full
     }
 
-    fn ttl(ttl: Option<Duration>) -> Option<Duration> {
-        if cfg!(feature = "ignores_ttl") {
+    /// The stored key for `key` in a method that, with `bug`, ignores the
+    /// namespace and uses the root prefix.
+    fn method_key(&self, key: &str, bug: bool) -> String {
+        if bug {
+            self.root.key(key)
+        } else {
+            self.stored_key(key)
+        }
+    }
+
+    /// The TTL actually stored for a set of `stored` with `ttl`.
+    fn ttl(&self, stored: &str, ttl: Option<Duration>) -> Option<Duration> {
+        let ttl = if cfg!(feature = "ignores_default_ttl") { ttl } else { ttl.or(self.default_ttl) };
+        let ttl = if cfg!(feature = "ignores_ttl") {
             None
         } else if cfg!(feature = "ttl_in_seconds_rounded_down") {
             ttl.map(|ttl| Duration::from_secs(ttl.as_secs()))
+        } else if cfg!(feature = "ttl_wraps_at_u32_millis") {
+            ttl.map(|ttl| Duration::from_millis(u64::from(ttl.as_millis() as u32)))
         } else {
             ttl
+        };
+        if cfg!(feature = "long_ttl_panics") {
+            // What an unchecked `Instant + ttl` or a narrow integer does.
+            assert!(ttl.is_none_or(|ttl| ttl < Duration::from_secs(366 * 24 * 3600)), "TTL overflow");
         }
+        self.overwrite_ttl(stored, ttl)
+    }
+
+    /// Apply the `overwrite_keeps_*` bugs and record the resulting expiry.
+    fn overwrite_ttl(&self, stored: &str, ttl: Option<Duration>) -> Option<Duration> {
+        let now = Instant::now();
+        let mut expiries = self.expiries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let old = if self.store.has(stored) { expiries.get(stored).copied() } else { None };
+        let at = ttl.map(|ttl| now + ttl);
+        let at = match (old, at) {
+            (Some(Some(old)), Some(new)) if cfg!(feature = "overwrite_keeps_earlier_expiry") => Some(old.min(new)),
+            (Some(Some(old)), Some(new)) if cfg!(feature = "overwrite_keeps_later_expiry") => Some(old.max(new)),
+            (Some(None), Some(_)) if cfg!(feature = "overwrite_keeps_no_expiry") => None,
+            _ => at,
+        };
+        expiries.insert(stored.to_string(), at);
+        at.map(|at| at.saturating_duration_since(now))
     }
 
     fn read(&self, key: &str) -> Option<Vec<u8>> {
@@ -104,27 +147,55 @@ impl CacheDriver for BrokenDriver {
     type Options = MemoryStoreOptions;
 
     async fn connect(options: MemoryStoreOptions, config: DriverConfig) -> DriverResult<Self> {
+        if cfg!(feature = "hanging_connect") {
+            std::future::pending::<()>().await;
+        }
         Ok(BrokenDriver {
             store: MemoryStore::new(&options, ""),
             prefix: Prefix::new(&config.prefix),
+            root: Prefix::new(&config.prefix),
             disconnected: Arc::new(AtomicBool::new(false)),
+            default_ttl: config.default_ttl,
+            expiries: Arc::default(),
         })
     }
 
     fn namespace(&self, namespace: &str) -> DriverResult<Self> {
         self.check()?;
+        if cfg!(feature = "empty_namespace_refused") && namespace.is_empty() {
+            return Err(DriverError::invalid_key("the namespace is empty"));
+        }
         let prefix = if cfg!(feature = "namespace_shares_root") {
             self.prefix.clone()
+        } else if cfg!(feature = "empty_root_namespace_adds_separator") && self.prefix.is_empty() {
+            Prefix::new(&format!(":{namespace}"))
         } else {
             self.prefix.namespace(namespace)
         };
-        Ok(BrokenDriver { store: self.store.clone(), prefix, disconnected: self.disconnected.clone() })
+        Ok(BrokenDriver {
+            store: self.store.clone(),
+            prefix,
+            root: self.root.clone(),
+            disconnected: self.disconnected.clone(),
+            default_ttl: self.default_ttl,
+            expiries: self.expiries.clone(),
+        })
     }
 
     async fn get(&self, key: &str) -> DriverResult<Option<Vec<u8>>> {
         self.check()?;
         if cfg!(feature = "hanging_get") {
             std::future::pending::<()>().await;
+        }
+        if cfg!(feature = "blocking_get") {
+            // Blocks the thread polling this future, as a deadlock or a
+            // blocking socket read would: no timer can cancel it.
+            loop {
+                std::thread::park();
+            }
+        }
+        if cfg!(feature = "panicking_get") {
+            panic!("the get path is broken");
         }
         Ok(self.read(key))
     }
@@ -137,7 +208,7 @@ impl CacheDriver for BrokenDriver {
             self.store.remove(&self.stored_key(key));
             return Ok(value);
         }
-        let value = self.store.pull(&self.stored_key(key));
+        let value = self.store.pull(&self.method_key(key, cfg!(feature = "namespace_ignored_by_pull")));
         if cfg!(feature = "empty_value_is_missing") {
             Ok(value.filter(|value| !value.is_empty()))
         } else {
@@ -148,7 +219,9 @@ impl CacheDriver for BrokenDriver {
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> DriverResult<bool> {
         self.check()?;
         let weight = value.len() as u64;
-        Ok(self.store.insert(&self.stored_key(key), value, Self::ttl(ttl), weight))
+        let stored = self.stored_key(key);
+        let ttl = self.ttl(&stored, ttl);
+        Ok(self.store.insert(&stored, value, ttl, weight))
     }
 
     async fn has(&self, key: &str) -> DriverResult<bool> {
@@ -161,7 +234,7 @@ impl CacheDriver for BrokenDriver {
 
     async fn delete(&self, key: &str) -> DriverResult<bool> {
         self.check()?;
-        let existed = self.store.remove(&self.stored_key(key));
+        let existed = self.store.remove(&self.method_key(key, cfg!(feature = "namespace_ignored_by_delete")));
         Ok(existed || cfg!(feature = "delete_returns_true_for_missing"))
     }
 
@@ -221,7 +294,11 @@ impl CacheDriver for BrokenDriver {
 
     async fn get_many(&self, keys: &[String]) -> DriverResult<Vec<Option<Vec<u8>>>> {
         self.check()?;
-        let mut values: Vec<Option<Vec<u8>>> = keys.iter().map(|key| self.read(key)).collect();
+        let mut values: Vec<Option<Vec<u8>>> = if cfg!(feature = "namespace_ignored_by_get_many") {
+            keys.iter().map(|key| self.store.get(&self.root.key(key))).collect()
+        } else {
+            keys.iter().map(|key| self.read(key)).collect()
+        };
         if cfg!(feature = "get_many_wrong_order") {
             values.sort_by_key(Option::is_none);
         }
@@ -291,9 +368,13 @@ mod wrong_api_version {
         abi::unsupported_future("this plugin provides no bus")
     }
 
+    extern "C" fn configure_runtime(_worker_threads: u32) -> bool {
+        true
+    }
+
     fn root_module() -> abi::PluginModRef {
         use abi_stable::prefix_type::PrefixTypeTrait;
-        abi::PluginMod { metadata, create_driver, create_bus }.leak_into_prefix()
+        abi::PluginMod { metadata, create_driver, create_bus, configure_runtime }.leak_into_prefix()
     }
 
     /// The API-version marker the host probes before loading: a wrong one.

@@ -4,20 +4,30 @@
 //! conformance ./target/release/libmy_driver.so --options '{"url":"redis://127.0.0.1:6379"}'
 //! ```
 
-use bento_conformance::{all_cases, bench, Case, CaseReport, Outcome, Runner, Target};
+use bento_conformance::{
+    all_bus_cases, all_cases, bench, CaseReport, Outcome, PreflightError, Runner, Suite, Target,
+    MAX_CONSECUTIVE_TIMEOUTS,
+};
 use clap::{Parser, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Run the Bento driver conformance suite against a plugin library.
+/// Run the Bento driver (or bus) conformance suite against a plugin library.
+///
+/// Exit status: 0 every case passed, 1 a case failed (or no driver could
+/// connect), 2 the run could not start (bad arguments or options, a file
+/// that is not a plugin, a plugin without what is tested).
 #[derive(Debug, Parser)]
 #[command(name = "conformance", version, about)]
 struct Args {
-    /// The plugin library (e.g. target/release/libmy_driver.so).
-    plugin: PathBuf,
-    /// Driver options as JSON, or `@file` to read them from a file.
+    /// The plugin library (e.g. target/release/libmy_driver.so). Optional
+    /// with --list.
+    #[arg(required_unless_present = "list")]
+    plugin: Option<PathBuf>,
+    /// Driver (or bus) options as a JSON object, or `@file` to read them
+    /// from a file.
     #[arg(long, default_value = "{}")]
     options: String,
     /// Base prefix of every case's own prefix (`<P>:<case>-<random>`).
@@ -29,6 +39,9 @@ struct Args {
     /// List the case names and exit.
     #[arg(long)]
     list: bool,
+    /// Run the bus suite (the default for a plugin that provides only a bus).
+    #[arg(long)]
+    bus: bool,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Pretty)]
     format: Format,
@@ -61,14 +74,23 @@ enum Format {
     Junit,
 }
 
+/// A case of either suite, as the report loop sees it.
+struct Selected {
+    name: &'static str,
+    run: Box<dyn Fn(&Runner) -> CaseReport>,
+}
+
 fn main() -> ExitCode {
+    // A panic (the driver's, or a case's) is reported with its message in
+    // the case's failure; the default hook would add thread names and
+    // backtrace notes to the output.
+    std::panic::set_hook(Box::new(|_| {}));
     let args = Args::parse();
-    if args.list {
-        for case in selected_cases(args.filter.as_deref()) {
-            println!("{}", case.name);
-        }
-        return ExitCode::SUCCESS;
-    }
+    let Some(plugin) = args.plugin.clone() else {
+        // --list without a plugin: clap requires the plugin otherwise.
+        let suite = if args.bus { Suite::Bus } else { Suite::Driver };
+        return list(suite, &args);
+    };
     let options = match read_options(&args.options) {
         Ok(options) => options,
         Err(message) => return fatal(args.format, &message),
@@ -79,11 +101,14 @@ fn main() -> ExitCode {
             return fatal(args.format, &format!("--timeout must be a positive number of seconds, got {}", args.timeout))
         }
     };
-    let target = Target::new(&args.plugin)
+    let mut target = Target::new(&plugin)
         .options(options)
         .prefix(args.prefix.clone())
         .allow_empty_prefix(args.allow_empty_prefix)
         .case_timeout(timeout);
+    if args.bus {
+        target = target.suite(Suite::Bus);
+    }
     let runner = match Runner::new(target) {
         Ok(runner) => runner,
         Err(error) => return fatal(args.format, &format!("cannot load the plugin: {error}")),
@@ -92,7 +117,14 @@ fn main() -> ExitCode {
         describe(&runner);
         return ExitCode::SUCCESS;
     }
+    let suite = runner.suite();
+    if args.list {
+        return list(suite, &args);
+    }
     if args.bench {
+        if let Err(error) = runner.preflight() {
+            return fatal(args.format, &error.to_string());
+        }
         return match bench::run(&runner, args.bench_ops) {
             Ok(rows) => {
                 print!("{}", bench::table(&rows));
@@ -101,20 +133,64 @@ fn main() -> ExitCode {
             Err(failure) => fatal(args.format, &format!("benchmark failed: {failure}")),
         };
     }
-    run_cases(&runner, &args)
+    let cases = selected_cases(suite, args.filter.as_deref());
+    if cases.is_empty() {
+        let filter = args.filter.as_deref().unwrap_or_default();
+        return fatal(args.format, &format!("--filter {filter:?} matches no case (see --list)"));
+    }
+    let checked = match suite {
+        Suite::Driver => runner.preflight(),
+        Suite::Bus => runner.bus_preflight(),
+    };
+    if let Err(error) = checked {
+        return preflight_failed(args.format, &error);
+    }
+    run_cases(&runner, suite, cases, &args)
 }
 
+fn list(suite: Suite, args: &Args) -> ExitCode {
+    let cases = selected_cases(suite, args.filter.as_deref());
+    if cases.is_empty() {
+        return fatal(args.format, &format!("--filter {:?} matches no case", args.filter.as_deref().unwrap_or("")));
+    }
+    for case in cases {
+        println!("{}", case.name);
+    }
+    ExitCode::SUCCESS
+}
+
+/// The options text, from the argument or `@file`. It must be a JSON
+/// object: `''` and `null` are refused rather than read as "defaults", so a
+/// shell variable that expanded to nothing is noticed. Whether the driver
+/// accepts the object is checked once, before any case.
 fn read_options(options: &str) -> Result<String, String> {
-    match options.strip_prefix('@') {
+    let text = match options.strip_prefix('@') {
         Some(path) => {
-            std::fs::read_to_string(path).map_err(|error| format!("cannot read options file {path}: {error}"))
+            std::fs::read_to_string(path).map_err(|error| format!("cannot read options file {path}: {error}"))?
         }
-        None => Ok(options.to_string()),
+        None => options.to_string(),
+    };
+    match text.trim() {
+        "" => Err("--options is empty; pass a JSON object such as '{}'".to_string()),
+        "null" => Err("--options is null; pass a JSON object such as '{}'".to_string()),
+        _ => Ok(text),
     }
 }
 
-fn selected_cases(filter: Option<&str>) -> Vec<&'static Case> {
-    all_cases().iter().filter(|case| filter.is_none_or(|text| case.name.contains(text))).collect()
+fn selected_cases(suite: Suite, filter: Option<&str>) -> Vec<Selected> {
+    let matches = |name: &str| filter.is_none_or(|text| name.contains(text));
+    match suite {
+        Suite::Driver => all_cases()
+            .iter()
+            .filter(|case| matches(case.name))
+            .map(|case| Selected { name: case.name, run: Box::new(move |runner: &Runner| runner.run_case(case)) })
+            .collect(),
+        Suite::Bus => all_bus_cases()
+            .iter()
+            .filter(|case| matches(case.name))
+            .map(|case| Selected { name: case.name, run: Box::new(move |runner: &Runner| runner.run_bus_case(case)) })
+            .collect(),
+    }
 }
 
 /// Report an error that stops the run, in the requested format.
@@ -124,6 +200,21 @@ fn fatal(format: Format, message: &str) -> ExitCode {
         Format::Pretty | Format::Junit => eprintln!("error: {message}"),
     }
     ExitCode::from(2)
+}
+
+/// The check before any case failed: options refused or a plugin without
+/// what is tested (exit 2), or no driver could connect (exit 1: the run's
+/// verdict is a failure).
+fn preflight_failed(format: Format, error: &PreflightError) -> ExitCode {
+    if error.is_usage_error() {
+        return fatal(format, &error.to_string());
+    }
+    let message = format!("{error}; no case was run");
+    match format {
+        Format::Json => println!("{}", serde_json::json!({ "type": "error", "message": message })),
+        Format::Pretty | Format::Junit => eprintln!("error: {message}"),
+    }
+    ExitCode::FAILURE
 }
 
 fn describe(runner: &Runner) {
@@ -192,25 +283,32 @@ fn property_type(property: &serde_json::Value) -> String {
     }
 }
 
-fn run_cases(runner: &Runner, args: &Args) -> ExitCode {
-    let cases = selected_cases(args.filter.as_deref());
+fn run_cases(runner: &Runner, suite: Suite, cases: Vec<Selected>, args: &Args) -> ExitCode {
     let info = runner.plugin().info();
     if args.format == Format::Pretty {
+        let what = match suite {
+            Suite::Driver => "driver",
+            Suite::Bus => "bus",
+        };
         println!(
-            "running {} cases against plugin `{}` {} ({})\n",
+            "running {} {what} cases against plugin `{}` {} ({})\n",
             cases.len(),
             info.name,
             info.version,
             runner.plugin().path().display()
         );
     }
-    let mut reports = Vec::with_capacity(cases.len());
+    let total = cases.len();
+    let mut reports = Vec::with_capacity(total);
     for case in cases {
+        if runner.is_wedged() {
+            break;
+        }
         if args.format == Format::Pretty {
             print!("test {} ... ", case.name);
             let _ = std::io::stdout().flush();
         }
-        let report = runner.run_case(case);
+        let report = (case.run)(runner);
         match args.format {
             Format::Pretty => println!("{}", pretty_status(&report)),
             Format::Json => println!("{}", json_case(&report)),
@@ -218,18 +316,26 @@ fn run_cases(runner: &Runner, args: &Args) -> ExitCode {
         }
         reports.push(report);
     }
+    let not_run = total - reports.len();
     let passed = reports.iter().filter(|r| r.outcome == Outcome::Passed).count();
     let failed = reports.iter().filter(|r| matches!(r.outcome, Outcome::Failed(_))).count();
     let skipped = reports.iter().filter(|r| matches!(r.outcome, Outcome::Skipped(_))).count();
+    let stopped = (not_run > 0).then(|| {
+        format!(
+            "stopped: {MAX_CONSECUTIVE_TIMEOUTS} cases in a row timed out, so the driver no longer answers; \
+             {not_run} cases were not run"
+        )
+    });
     match args.format {
-        Format::Pretty => print_pretty_summary(&reports, passed, failed, skipped),
+        Format::Pretty => print_pretty_summary(&reports, passed, failed, skipped, stopped.as_deref()),
         Format::Json => println!(
             "{}",
-            serde_json::json!({ "type": "summary", "passed": passed, "failed": failed, "skipped": skipped })
+            serde_json::json!({ "type": "summary", "passed": passed, "failed": failed, "skipped": skipped,
+                                "not_run": not_run, "stopped": stopped })
         ),
         Format::Junit => print!("{}", junit(&info.name, &reports)),
     }
-    if failed == 0 {
+    if failed == 0 && not_run == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -253,7 +359,7 @@ fn pretty_status(report: &CaseReport) -> String {
     }
 }
 
-fn print_pretty_summary(reports: &[CaseReport], passed: usize, failed: usize, skipped: usize) {
+fn print_pretty_summary(reports: &[CaseReport], passed: usize, failed: usize, skipped: usize, stopped: Option<&str>) {
     let failures: Vec<(&str, &str)> = reports
         .iter()
         .filter_map(|r| match &r.outcome {
@@ -280,6 +386,9 @@ fn print_pretty_summary(reports: &[CaseReport], passed: usize, failed: usize, sk
         .collect();
     if let Some(reason) = reasons.first() {
         println!("\n{} skipped: {reason}", reasons.len());
+    }
+    if let Some(stopped) = stopped {
+        println!("\n{stopped}");
     }
     println!();
     if skipped > 0 {

@@ -1,6 +1,7 @@
 //! The cases: named async checks against a driver, grouped by topic.
 //!
 //! * `bentocache`: the cases of BentoCache's `registerCacheDriverTestSuite`;
+//! * `namespaces`: every method through a namespace, the empty namespace;
 //! * `prefixes`: hostile prefixes, exact-prefix clear, the empty prefix;
 //! * `keys_values`: hostile keys, empty / binary / large values;
 //! * `ttl`: TTL precision, `has` vs `get`, expired entries, prune;
@@ -17,6 +18,7 @@ mod concurrency;
 mod keys_values;
 mod lifecycle;
 pub(crate) mod lock;
+mod namespaces;
 mod prefixes;
 mod ttl;
 
@@ -103,7 +105,7 @@ pub(crate) trait Show {
     fn show(&self) -> String;
 }
 
-fn show_bytes(bytes: &[u8]) -> String {
+pub(crate) fn show_bytes(bytes: &[u8]) -> String {
     const LIMIT: usize = 48;
     if bytes.len() > LIMIT {
         return format!("{} bytes starting {}…", bytes.len(), show_bytes(&bytes[..16]));
@@ -260,6 +262,7 @@ pub fn all_cases() -> &'static [Case] {
         let mut cases = Vec::new();
         cases.extend(abi::cases());
         cases.extend(bentocache::cases());
+        cases.extend(namespaces::cases());
         cases.extend(prefixes::cases());
         cases.extend(keys_values::cases());
         cases.extend(ttl::cases());

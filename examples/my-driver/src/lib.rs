@@ -14,17 +14,21 @@ use std::time::{Duration, Instant};
 
 /// Options of the BTreeMap driver, deserialized from the JSON the host
 /// passes. Unknown fields are refused, naming the field.
-#[derive(serde::Deserialize, schemars::JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
+/// Missing fields take their value from `Default`.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
 pub struct BTreeOptions {
     /// Refuse keys longer than this many bytes with `InvalidKey`.
     /// Default: 65536.
-    #[serde(default = "default_max_key_len")]
     pub max_key_len: usize,
 }
 
-fn default_max_key_len() -> usize {
-    65_536
+// Written by hand, not derived: `#[derive(Default)]` would make
+// `max_key_len` 0 and refuse every key. serde fills missing fields from it.
+impl Default for BTreeOptions {
+    fn default() -> Self {
+        BTreeOptions { max_key_len: 65_536 }
+    }
 }
 // ANCHOR_END: options
 
@@ -42,11 +46,14 @@ impl Stored {
 }
 
 /// What every namespace handle of one driver shares: the map (keyed by
-/// the full stored key `prefix:key`) and the "disconnected" flag.
+/// the full stored key `prefix:key`), the "disconnected" flag, and the
+/// settings the driver was created with.
 struct Shared {
     map: Mutex<BTreeMap<String, Stored>>,
     disconnected: AtomicBool,
     max_key_len: usize,
+    /// The TTL of entries set without one (`None` = keep forever).
+    default_ttl: Option<Duration>,
 }
 
 /// The driver: shared state plus this handle's prefix.
@@ -88,6 +95,7 @@ impl CacheDriver for BTreeDriver {
             map: Mutex::new(BTreeMap::new()),
             disconnected: AtomicBool::new(false),
             max_key_len: options.max_key_len,
+            default_ttl: config.default_ttl,
         };
         Ok(BTreeDriver { shared: Arc::new(shared), prefix: Prefix::new(&config.prefix) })
     }
@@ -119,7 +127,10 @@ impl CacheDriver for BTreeDriver {
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> DriverResult<bool> {
         let key = self.stored_key(key)?;
-        let expires_at = ttl.map(|ttl| Instant::now() + ttl);
+        // `None` means the driver's default TTL. A TTL too long for the
+        // clock (centuries) cannot overflow: it means "never expires".
+        let ttl = ttl.or(self.shared.default_ttl);
+        let expires_at = ttl.and_then(|ttl| Instant::now().checked_add(ttl));
         self.map()?.insert(key, Stored { value, expires_at });
         Ok(true)
     }

@@ -3,6 +3,6 @@
 //! driver owns its whole keyspace (empty prefix) run too.
 
 fn main() -> std::process::ExitCode {
-    let plugin = bento_testkit::plugin_path("my-driver");
+    let plugin = bento_conformance::built_plugin("my-driver");
     bento_conformance::libtest_main(bento_conformance::Target::new(plugin).allow_empty_prefix(true))
 }

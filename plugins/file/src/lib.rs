@@ -113,6 +113,8 @@ struct Shared {
     #[cfg(unix)]
     locks: locks::LockDir,
     lifecycle: Lifecycle,
+    /// TTL of entries set without one (`None` = forever).
+    default_ttl: Option<Duration>,
 }
 
 impl AsRef<Lifecycle> for Shared {
@@ -182,6 +184,7 @@ impl CacheDriver for FileDriver {
             #[cfg(unix)]
             locks,
             lifecycle: Lifecycle::new(),
+            default_ttl: config.default_ttl,
         });
         if let Some(interval_ms) = options.prune_interval_ms {
             Self::spawn_pruner(&shared, Duration::from_millis(interval_ms))?;
@@ -215,13 +218,15 @@ impl CacheDriver for FileDriver {
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> DriverResult<bool> {
         let key = self.prefix.key(key);
-        let expires_at = expires_at(ttl);
+        let expires_at = expires_at(ttl.or(self.shared.default_ttl));
         self.blocking(move |store| store.set(&key, &value, expires_at).map(|()| true)).await
     }
 
     async fn set_many(&self, items: Vec<SetItem>) -> DriverResult<bool> {
-        let items: Vec<(String, Vec<u8>, u64)> =
-            items.into_iter().map(|item| (self.prefix.key(&item.key), item.value, expires_at(item.ttl))).collect();
+        let items: Vec<(String, Vec<u8>, u64)> = items
+            .into_iter()
+            .map(|item| (self.prefix.key(&item.key), item.value, expires_at(item.ttl.or(self.shared.default_ttl))))
+            .collect();
         self.blocking(move |store| {
             for (key, value, expires_at) in &items {
                 store.set(key, value, *expires_at)?;

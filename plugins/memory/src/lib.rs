@@ -25,6 +25,8 @@ pub struct MemoryDriver {
     store: MemoryStore<Vec<u8>>,
     disconnected: Arc<AtomicBool>,
     locks: Arc<Mutex<LockTable>>,
+    /// TTL of entries set without one (`None` = forever).
+    default_ttl: Option<Duration>,
 }
 
 /// Who holds a lock, until when.
@@ -91,6 +93,7 @@ impl CacheDriver for MemoryDriver {
             store: MemoryStore::new(&options, &config.prefix),
             disconnected: Arc::new(AtomicBool::new(false)),
             locks: Arc::default(),
+            default_ttl: config.default_ttl,
         })
     }
 
@@ -99,6 +102,7 @@ impl CacheDriver for MemoryDriver {
             store: self.store()?.namespace(namespace),
             disconnected: self.disconnected.clone(),
             locks: self.locks.clone(),
+            default_ttl: self.default_ttl,
         })
     }
 
@@ -112,7 +116,7 @@ impl CacheDriver for MemoryDriver {
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> DriverResult<bool> {
         let weight = value.len() as u64;
-        Ok(self.store()?.insert(key, value, ttl, weight))
+        Ok(self.store()?.insert(key, value, ttl.or(self.default_ttl), weight))
     }
 
     async fn has(&self, key: &str) -> DriverResult<bool> {

@@ -325,6 +325,8 @@ struct Shared {
     /// The server's `max_allowed_packet` when the driver connected.
     max_allowed_packet: usize,
     lifecycle: Lifecycle,
+    /// TTL of entries set without one (`None` = forever).
+    default_ttl: Option<Duration>,
 }
 
 impl AsRef<Lifecycle> for Shared {
@@ -469,6 +471,7 @@ impl CacheDriver for MysqlDriver {
             timeout,
             max_allowed_packet: max_allowed_packet.and_then(|n| usize::try_from(n).ok()).unwrap_or(usize::MAX),
             lifecycle: Lifecycle::new(),
+            default_ttl: config.default_ttl,
         });
         if let Some(interval_ms) = options.prune_interval_ms.filter(|ms| *ms > 0) {
             // A failed prune is retried at the next tick.
@@ -546,7 +549,7 @@ impl CacheDriver for MysqlDriver {
             Value::Bytes(key.hash),
             Value::Bytes(key.key),
             Value::Bytes(value),
-            ttl_param(ttl),
+            ttl_param(ttl.or(self.shared.default_ttl)),
         ]);
         self.shared
             .with_conn("set", |mut conn| async move { conn.exec_drop(sql, params.clone()).await.map(|()| true) })
@@ -564,7 +567,7 @@ impl CacheDriver for MysqlDriver {
         for item in items {
             let key = self.stored_key(&item.key)?;
             self.shared.check_value_size(&key, &item.value)?;
-            latest.insert(key.hash, (key.key, item.value, item.ttl));
+            latest.insert(key.hash, (key.key, item.value, item.ttl.or(self.shared.default_ttl)));
         }
         let rows = latest.into_iter().map(|(hash, (key, value, ttl))| {
             [Value::Bytes(hash), Value::Bytes(key), Value::Bytes(value), ttl_param(ttl)]

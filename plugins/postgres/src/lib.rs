@@ -237,6 +237,8 @@ struct Shared {
     statements: Statements,
     timeout: Duration,
     lifecycle: Lifecycle,
+    /// TTL of entries set without one (`None` = forever).
+    default_ttl: Option<Duration>,
 }
 
 impl AsRef<Lifecycle> for Shared {
@@ -361,6 +363,7 @@ impl CacheDriver for PostgresDriver {
             statements: Statements::new(&options.table),
             timeout,
             lifecycle: Lifecycle::new(),
+            default_ttl: config.default_ttl,
         });
         if let Some(interval_ms) = options.prune_interval_ms.filter(|ms| *ms > 0) {
             // A failed prune is retried at the next tick.
@@ -449,7 +452,7 @@ impl CacheDriver for PostgresDriver {
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> DriverResult<bool> {
         let key = self.stored_key(key);
-        let ttl = ttl_param(ttl);
+        let ttl = ttl_param(ttl.or(self.shared.default_ttl));
         let sql = &self.shared.statements.set;
         self.shared
             .with_client("set", |client| async move {
@@ -469,7 +472,7 @@ impl CacheDriver for PostgresDriver {
         // cannot deadlock each other.
         let mut latest: std::collections::BTreeMap<Vec<u8>, (Vec<u8>, Option<i64>)> = Default::default();
         for item in items {
-            latest.insert(self.stored_key(&item.key), (item.value, ttl_param(item.ttl)));
+            latest.insert(self.stored_key(&item.key), (item.value, ttl_param(item.ttl.or(self.shared.default_ttl))));
         }
         let (mut keys, mut values, mut ttls) = (Vec::new(), Vec::new(), Vec::new());
         for (key, (value, ttl)) in latest {

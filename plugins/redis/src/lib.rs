@@ -58,6 +58,8 @@ const SCAN_BATCH: usize = 1000;
 pub struct RedisDriver {
     connection: Arc<Connection>,
     prefix: Prefix,
+    /// TTL of entries set without one (`None` = forever).
+    default_ttl: Option<Duration>,
 }
 
 /// Take `KEYS[1]` for owner `ARGV[1]` for `ARGV[2]` ms: when free (`SET NX
@@ -119,8 +121,8 @@ impl RedisDriver {
 
     async fn set_one(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> DriverResult<bool> {
         let stored_key = self.key(key);
-        let reply: Value =
-            self.connection.query(&set_command(&stored_key, value, ttl), Context::key("SET", &stored_key)).await?;
+        let command = set_command(&stored_key, value, ttl.or(self.default_ttl));
+        let reply: Value = self.connection.query(&command, Context::key("SET", &stored_key)).await?;
         Ok(is_ok(&reply))
     }
 
@@ -157,13 +159,21 @@ impl CacheDriver for RedisDriver {
 
     async fn connect(options: RedisOptions, config: DriverConfig) -> DriverResult<Self> {
         let connection = Connection::open(&options).await?;
-        Ok(RedisDriver { connection: Arc::new(connection), prefix: Prefix::new(&config.prefix) })
+        Ok(RedisDriver {
+            connection: Arc::new(connection),
+            prefix: Prefix::new(&config.prefix),
+            default_ttl: config.default_ttl,
+        })
     }
 
     fn namespace(&self, namespace: &str) -> DriverResult<Self> {
         // Refuse to hand out handles on a closed connection.
         self.connection.ensure_open()?;
-        Ok(RedisDriver { connection: self.connection.clone(), prefix: self.prefix.namespace(namespace) })
+        Ok(RedisDriver {
+            connection: self.connection.clone(),
+            prefix: self.prefix.namespace(namespace),
+            default_ttl: self.default_ttl,
+        })
     }
 
     async fn get(&self, key: &str) -> DriverResult<Option<Vec<u8>>> {
@@ -231,7 +241,7 @@ impl CacheDriver for RedisDriver {
         }
         let mut pipeline = redis::pipe();
         for item in &items {
-            pipeline.add_command(set_command(&self.key(&item.key), &item.value, item.ttl));
+            pipeline.add_command(set_command(&self.key(&item.key), &item.value, item.ttl.or(self.default_ttl)));
         }
         let replies: Vec<Value> = self.connection.pipeline(&pipeline, Context::command("SET (pipeline)")).await?;
         Ok(replies.len() == items.len() && replies.iter().all(is_ok))

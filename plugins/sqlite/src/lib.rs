@@ -156,6 +156,8 @@ struct Shared {
     pool: Pool,
     table: Table,
     lifecycle: Lifecycle,
+    /// TTL of entries set without one (`None` = forever).
+    default_ttl: Option<Duration>,
 }
 
 impl AsRef<Lifecycle> for Shared {
@@ -263,7 +265,7 @@ impl CacheDriver for SqliteDriver {
             .await
             .map_err(|error| DriverError::backend(format!("cannot open the SQLite database: {error}")))?;
         let (pool, table) = opened?;
-        let shared = Arc::new(Shared { pool, table, lifecycle: Lifecycle::new() });
+        let shared = Arc::new(Shared { pool, table, lifecycle: Lifecycle::new(), default_ttl: config.default_ttl });
         if let Some(interval) = prune_interval {
             Self::spawn_pruner(&shared, interval)?;
         }
@@ -292,7 +294,7 @@ impl CacheDriver for SqliteDriver {
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> DriverResult<bool> {
         let key = self.prefix.key(key);
-        let expires_at = expires_at(ttl);
+        let expires_at = expires_at(ttl.or(self.shared.default_ttl));
         self.blocking(move |table, connection| table.set(connection, &key, &value, expires_at).map(|()| true)).await
     }
 
@@ -300,8 +302,10 @@ impl CacheDriver for SqliteDriver {
         if items.is_empty() {
             return self.blocking(|_, _| Ok(true)).await;
         }
-        let items: Vec<(String, Vec<u8>, Option<i64>)> =
-            items.into_iter().map(|item| (self.prefix.key(&item.key), item.value, expires_at(item.ttl))).collect();
+        let items: Vec<(String, Vec<u8>, Option<i64>)> = items
+            .into_iter()
+            .map(|item| (self.prefix.key(&item.key), item.value, expires_at(item.ttl.or(self.shared.default_ttl))))
+            .collect();
         self.blocking(move |table, connection| table.set_many(connection, &items).map(|()| true)).await
     }
 
