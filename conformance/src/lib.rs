@@ -22,6 +22,18 @@
 //! }
 //! ```
 //!
+//! A statically linked driver ([`bento::Native`]) runs the same cases
+//! through its library API, with no plugin file, via [`Target::native`]
+//! (the ABI cases, which need a plugin file, are skipped):
+//!
+//! ```no_run
+//! # fn options() -> bento_memory_store::MemoryStoreOptions { Default::default() }
+//! fn main() -> std::process::ExitCode {
+//!     let target = bento_conformance::Target::native::<bento_driver_memory::MemoryDriver>(options());
+//!     bento_conformance::libtest_main(target)
+//! }
+//! ```
+//!
 //! Every case runs on its own driver instance under its own unique prefix
 //! (`<base>:<case>-<random>`), clears that prefix afterwards and has a
 //! timeout: a hanging driver fails that case and the run goes on (the
@@ -43,7 +55,10 @@ mod runner;
 pub use cases::{all_cases, Case, CaseContext, Failure, Requirement};
 pub use runner::{CaseReport, LoadError, Outcome, Runner};
 
+use bento::{Driver, DriverOptions, Native};
+use futures::future::BoxFuture;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -53,12 +68,33 @@ pub const DEFAULT_CASE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The base prefix of case prefixes unless [`Target::prefix`] says otherwise.
 pub const DEFAULT_BASE_PREFIX: &str = "conf";
 
-/// What to test: a plugin file, the options to create its drivers with, and
-/// how to run the cases.
+/// Creates the drivers of a [`Target::native`] run: a driver on the given
+/// prefix (and default TTL), each call a new connection.
+#[derive(Clone)]
+pub struct DriverFactory(Arc<dyn Fn(DriverOptions) -> BoxFuture<'static, Result<Driver, bento::Error>> + Send + Sync>);
+
+impl std::fmt::Debug for DriverFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DriverFactory")
+    }
+}
+
+impl DriverFactory {
+    /// A new driver with `options`.
+    pub async fn create(&self, options: DriverOptions) -> Result<Driver, bento::Error> {
+        (self.0)(options).await
+    }
+}
+
+/// What to test: a plugin file (or a statically linked driver), the options
+/// to create its drivers with, and how to run the cases.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// Path of the plugin library.
+    /// Path of the plugin library (empty for a [`Target::native`] target).
     pub plugin: PathBuf,
+    /// Set for a [`Target::native`] target: creates its drivers in place
+    /// of the plugin.
+    pub factory: Option<DriverFactory>,
     /// Driver options JSON (the plugin's own options). Default: `{}`.
     pub options_json: String,
     /// Base of every case's prefix: case prefixes are
@@ -77,11 +113,26 @@ impl Target {
     pub fn new(plugin: impl Into<PathBuf>) -> Self {
         Target {
             plugin: plugin.into(),
+            factory: None,
             options_json: "{}".to_string(),
             base_prefix: DEFAULT_BASE_PREFIX.to_string(),
             allow_empty_prefix: false,
             case_timeout: DEFAULT_CASE_TIMEOUT,
         }
+    }
+
+    /// Test the statically linked driver `D`, connected with `options` for
+    /// every case (no plugin file; the ABI cases are skipped).
+    pub fn native<D>(options: D::Options) -> Self
+    where
+        D: bento::CacheDriver,
+        D::Options: Clone + Sync,
+    {
+        let factory = move |config: DriverOptions| -> BoxFuture<'static, Result<Driver, bento::Error>> {
+            let options = options.clone();
+            Box::pin(async move { Ok(Driver::native(Native::<D>::connect(options, config).await?)) })
+        };
+        Target { factory: Some(DriverFactory(Arc::new(factory))), ..Target::new(PathBuf::new()) }
     }
 
     /// Use these driver options (JSON).

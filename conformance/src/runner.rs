@@ -1,7 +1,7 @@
 //! Running one case: its own driver and prefix, a timeout, cleanup.
 
 use crate::cases::{Case, CaseContext, Failure, Requirement};
-use crate::Target;
+use crate::{DriverFactory, Target};
 use bento::{DriverOptions, ErrorKind, Plugin};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -44,10 +44,30 @@ pub struct CaseReport {
     pub duration: Duration,
 }
 
-/// A loaded plugin plus the runtime that drives the cases against it.
+/// What creates the drivers under test.
+#[derive(Clone)]
+pub(crate) enum Source {
+    /// A loaded plugin, with the target's options JSON.
+    Plugin(Plugin, String),
+    /// A statically linked driver ([`Target::native`]).
+    Native(DriverFactory),
+}
+
+impl Source {
+    /// A new driver with `options`.
+    pub(crate) async fn create_driver(&self, options: DriverOptions) -> Result<bento::Driver, bento::Error> {
+        match self {
+            Source::Plugin(plugin, options_json) => plugin.create_driver(options_json, options).await,
+            Source::Native(factory) => factory.create(options).await,
+        }
+    }
+}
+
+/// A loaded plugin (or a native driver factory) plus the runtime that
+/// drives the cases against it.
 pub struct Runner {
     target: Target,
-    plugin: Plugin,
+    source: Source,
     runtime: tokio::runtime::Runtime,
     /// Cases on the empty prefix own the whole keyspace: they take this
     /// lock exclusively, every other case shares it, so cases may run in
@@ -56,20 +76,27 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Load the target's plugin with the host's loader.
+    /// Load the target's plugin with the host's loader (nothing to load
+    /// for a [`Target::native`] target).
     pub fn new(target: Target) -> Result<Runner, LoadError> {
-        let plugin = Plugin::load(&target.plugin)?;
+        let source = match &target.factory {
+            Some(factory) => Source::Native(factory.clone()),
+            None => Source::Plugin(Plugin::load(&target.plugin)?, target.options_json.clone()),
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(4)
             .thread_name("conformance")
             .enable_all()
             .build()?;
-        Ok(Runner { target, plugin, runtime, keyspace: RwLock::new(()) })
+        Ok(Runner { target, source, runtime, keyspace: RwLock::new(()) })
     }
 
-    /// The loaded plugin.
-    pub fn plugin(&self) -> &Plugin {
-        &self.plugin
+    /// The loaded plugin; `None` for a [`Target::native`] target.
+    pub fn plugin(&self) -> Option<&Plugin> {
+        match &self.source {
+            Source::Plugin(plugin, _) => Some(plugin),
+            Source::Native(_) => None,
+        }
     }
 
     /// The target being tested.
@@ -84,7 +111,7 @@ impl Runner {
 
     /// A new driver with the target's options on `prefix`.
     pub async fn create_driver(&self, prefix: &str) -> Result<bento::Driver, bento::Error> {
-        self.plugin.create_driver(&self.target.options_json, DriverOptions::with_prefix(prefix)).await
+        self.source.create_driver(DriverOptions::with_prefix(prefix)).await
     }
 
     /// A fresh prefix `<base>:<label>-<random>` for ad-hoc use (benchmarks).
@@ -100,6 +127,9 @@ impl Runner {
 
     /// Why `case` will not run with this target, if it will not.
     pub fn skip_reason(&self, case: &Case) -> Option<String> {
+        if case.requirement == Requirement::NoDriver && self.plugin().is_none() {
+            return Some("checks the plugin ABI; a native driver has no plugin file".to_string());
+        }
         (case.requirement == Requirement::EmptyPrefix && !self.target.allow_empty_prefix).then(|| {
             "needs a driver with the empty prefix, which owns and clears the whole keyspace; \
              pass --allow-empty-prefix (Target::allow_empty_prefix) for a private keyspace"
@@ -127,7 +157,7 @@ impl Runner {
             _ => self.unique_prefix(case),
         };
         let context = Arc::new(CaseContext::new(
-            self.plugin.clone(),
+            self.source.clone(),
             self.target.options_json.clone(),
             prefix.clone(),
             self.target.case_timeout,
@@ -173,7 +203,7 @@ impl Runner {
                 }
             }
             let options = DriverOptions::with_prefix(context.prefix());
-            if let Ok(driver) = context.plugin().create_driver(context.options_json(), options).await {
+            if let Ok(driver) = context.source().create_driver(options).await {
                 let _ = driver.clear().await;
                 let _ = driver.disconnect().await;
             }

@@ -4,6 +4,7 @@
 //! conformance ./target/release/libmy_driver.so --options '{"url":"redis://127.0.0.1:6379"}'
 //! ```
 
+use bento::Plugin;
 use bento_conformance::{all_cases, bench, Case, CaseReport, Outcome, Runner, Target};
 use clap::{Parser, ValueEnum};
 use std::io::Write;
@@ -88,8 +89,10 @@ fn main() -> ExitCode {
         Ok(runner) => runner,
         Err(error) => return fatal(args.format, &format!("cannot load the plugin: {error}")),
     };
+    // A target built from a plugin path always has a plugin.
+    let Some(plugin) = runner.plugin() else { return fatal(args.format, "no plugin loaded") };
     if args.describe {
-        describe(&runner);
+        describe(plugin);
         return ExitCode::SUCCESS;
     }
     if args.bench {
@@ -101,7 +104,7 @@ fn main() -> ExitCode {
             Err(failure) => fatal(args.format, &format!("benchmark failed: {failure}")),
         };
     }
-    run_cases(&runner, &args)
+    run_cases(&runner, plugin, &args)
 }
 
 fn read_options(options: &str) -> Result<String, String> {
@@ -126,8 +129,8 @@ fn fatal(format: Format, message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn describe(runner: &Runner) {
-    let info = runner.plugin().info();
+fn describe(plugin: &Plugin) {
+    let info = plugin.info();
     let mut layers = Vec::new();
     if info.local {
         layers.push("local (L1)");
@@ -136,7 +139,7 @@ fn describe(runner: &Runner) {
         layers.push("remote (L2)");
     }
     println!("plugin:       {}", info.name);
-    println!("file:         {}", runner.plugin().path().display());
+    println!("file:         {}", plugin.path().display());
     println!("version:      {}", info.version);
     println!("api version:  {} (this host: {})", info.api_version, bento_plugin_api::API_VERSION);
     println!("layers:       {}", if layers.is_empty() { "none".to_string() } else { layers.join(", ") });
@@ -192,16 +195,16 @@ fn property_type(property: &serde_json::Value) -> String {
     }
 }
 
-fn run_cases(runner: &Runner, args: &Args) -> ExitCode {
+fn run_cases(runner: &Runner, plugin: &Plugin, args: &Args) -> ExitCode {
     let cases = selected_cases(args.filter.as_deref());
-    let info = runner.plugin().info();
+    let info = plugin.info();
     if args.format == Format::Pretty {
         println!(
             "running {} cases against plugin `{}` {} ({})\n",
             cases.len(),
             info.name,
             info.version,
-            runner.plugin().path().display()
+            plugin.path().display()
         );
     }
     let mut reports = Vec::with_capacity(cases.len());

@@ -18,6 +18,7 @@ mod lifecycle;
 mod prefixes;
 mod ttl;
 
+use crate::runner::Source;
 use bento::{Driver, DriverError, DriverOptions, Plugin};
 use futures::future::BoxFuture;
 use std::fmt;
@@ -189,7 +190,7 @@ pub(crate) use case;
 /// What a case works with: the plugin, the options, its own prefix and
 /// root driver.
 pub struct CaseContext {
-    plugin: Plugin,
+    source: Source,
     options_json: String,
     prefix: String,
     timeout: Duration,
@@ -197,13 +198,21 @@ pub struct CaseContext {
 }
 
 impl CaseContext {
-    pub(crate) fn new(plugin: Plugin, options_json: String, prefix: String, timeout: Duration) -> Self {
-        CaseContext { plugin, options_json, prefix, timeout, root: OnceLock::new() }
+    pub(crate) fn new(source: Source, options_json: String, prefix: String, timeout: Duration) -> Self {
+        CaseContext { source, options_json, prefix, timeout, root: OnceLock::new() }
     }
 
-    /// The plugin under test.
-    pub fn plugin(&self) -> &Plugin {
-        &self.plugin
+    /// The plugin under test; a failure for a native target (which the
+    /// runner never gives the ABI cases that use this).
+    pub fn plugin(&self) -> Result<&Plugin, Failure> {
+        match &self.source {
+            Source::Plugin(plugin, _) => Ok(plugin),
+            Source::Native(_) => Err(Failure::new("a native driver has no plugin file")),
+        }
+    }
+
+    pub(crate) fn source(&self) -> &Source {
+        &self.source
     }
 
     /// The driver options JSON of the target.
@@ -239,8 +248,8 @@ impl CaseContext {
     /// A new driver instance with the target's options and `options`.
     pub async fn create_driver(&self, options: DriverOptions) -> Result<Driver, Failure> {
         let prefix = options.prefix.clone();
-        self.plugin
-            .create_driver(&self.options_json, options)
+        self.source
+            .create_driver(options)
             .await
             .op(format_args!("creating a driver with prefix {prefix:?}"))
     }
