@@ -51,6 +51,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Cargo features: `config` (default) provides [`BentoConfig`] and
+//! [`Bento::from_config`] and pulls in `toml`; turn default features off
+//! when stores are built in code only.
+//!
 //! Not for: blocking callers without a tokio runtime — `get_or_set` runs its
 //! factory on a spawned tokio task (so it can finish after a timeout), so
 //! use it inside a tokio runtime. Plain L1 hits need no runtime.
@@ -62,6 +66,7 @@
 mod bento;
 pub mod bus;
 mod cache;
+#[cfg(feature = "config")]
 mod config;
 mod driver;
 pub mod entry;
@@ -94,6 +99,7 @@ mod write;
 pub use bento::{Bento, BentoBuilder, DEFAULT_STORE};
 pub use bento_plugin_api::{CacheBus, CacheDriver, DriverError, ErrorKind, SetItem};
 pub use cache::{Cache, CacheValue};
+#[cfg(feature = "config")]
 pub use config::{BentoConfig, L1Config, PluginRef, StoreConfig};
 pub use driver::{Bus, Driver, DriverOptions};
 pub use entry::Entry;
