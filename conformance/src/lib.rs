@@ -58,8 +58,8 @@ pub use runner::{CaseReport, LoadError, Outcome, Runner};
 use bento::{Driver, DriverOptions, Native};
 use futures::future::BoxFuture;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The per-case timeout used unless [`Target::case_timeout`] says otherwise.

@@ -6,7 +6,7 @@
 //! One plugin crate per test binary: every plugin crate exports the same
 //! plugin symbols, so two of them cannot be linked into one executable.
 
-use bento::{Bento, DriverOptions, L2Driver, Native, Store};
+use bento::{Bento, Driver, DriverOptions, L2Driver, Native, Store};
 use bento_driver_memory::MemoryDriver;
 use bento_memory_store::MemoryStoreOptions;
 use std::time::Duration;
@@ -26,6 +26,17 @@ async fn a_store_over_the_native_memory_driver() {
     bento.disconnect_all().await.expect("disconnects");
     let error = memory.get("bentocache:user:1").await.expect_err("disconnected");
     assert_eq!(error.kind, bento::ErrorKind::DISCONNECTED);
+}
+
+#[tokio::test]
+async fn the_native_memory_driver_as_a_local_l1() {
+    let memory = Native::<MemoryDriver>::connect(MemoryStoreOptions::default(), DriverOptions::default())
+        .await
+        .expect("memory driver connects");
+    let store = Store::builder().l1_plugin(Driver::native(memory));
+    let bento = Bento::builder().store("main", store).build().await.expect("a native driver can serve the local layer");
+    bento.set("answer", 42u32).await.expect("set");
+    assert_eq!(bento.get::<u32>("answer").await.expect("get"), Some(42));
 }
 
 #[tokio::test]

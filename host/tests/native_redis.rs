@@ -52,4 +52,3 @@ async fn a_tiered_store_over_the_native_redis_driver() {
     a.disconnect_all().await.expect("disconnect a");
     b.disconnect_all().await.expect("disconnect b");
 }
-

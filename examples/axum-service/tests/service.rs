@@ -78,7 +78,8 @@ async fn one_database_query_for_500_concurrent_requests_and_invalidation_across_
     assert_eq!(database.queries(), 1, "500 concurrent requests for a cold key query the database once");
 
     // Both instances now serve it from the cache (the second from Redis).
-    let via_second: User = client.get(format!("{second}/users/7")).send().await.expect("get").json().await.expect("user");
+    let via_second: User =
+        client.get(format!("{second}/users/7")).send().await.expect("get").json().await.expect("user");
     assert_eq!(via_second.name, "Ada");
     assert_eq!(database.queries(), 1, "the second instance read the value from L2");
 
