@@ -175,6 +175,7 @@ fn is_input_error(error: &bento::Error) -> bool {
         | DuplicatePlugin { .. }
         | PluginFolder { .. }
         | UnknownPlugin { .. }
+        | NotProvided { .. }
         | UnknownStore { .. }
         | Config(_)
         | InvalidOptions(_) => true,

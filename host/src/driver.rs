@@ -5,14 +5,18 @@
 //!
 //! This is the layer below [`crate::Plugin`]: a plugin creates these
 //! wrappers, and they know nothing of plugin loading (only the
-//! [`PluginInfo`] of where they came from).
+//! [`PluginInfo`] of where they came from). A [`Driver`] can also wrap a
+//! statically linked driver ([`Driver::native`]), so whatever takes a
+//! `Driver` (a local L1, the conformance suite) takes either.
 
+use crate::l2::L2Driver;
+use crate::native::Native;
 use crate::plugin_info::PluginInfo;
 use abi_stable::std_types::{ROption, RString, RVec};
 use bento_plugin_api::abi::{
     FfiBusBox, FfiBusHandler, FfiBusHandler_TO, FfiDriverBox, FfiReconnectHandler, FfiReconnectHandler_TO, FfiSetItem,
 };
-use bento_plugin_api::{Capabilities, DriverError, SetItem};
+use bento_plugin_api::{CacheDriver, Capabilities, DriverError, SetItem};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,11 +55,25 @@ fn ffi_keys(keys: &[impl AsRef<str>]) -> RVec<RString> {
     keys.iter().map(|key| RString::from(key.as_ref())).collect()
 }
 
-/// A driver created by a plugin. Cheap to clone (clones share the object).
+/// A driver created by a plugin, or a statically linked one
+/// ([`Driver::native`]). Cheap to clone (clones share the object).
 #[derive(Clone)]
 pub struct Driver {
-    object: Arc<FfiDriverBox>,
+    object: Object,
     plugin: Arc<PluginInfo>,
+}
+
+/// What a [`Driver`] calls.
+#[derive(Clone)]
+enum Object {
+    /// Across the plugin ABI.
+    Plugin(Arc<FfiDriverBox>),
+    /// A statically linked driver, called directly.
+    Native(Arc<dyn L2Driver>),
+}
+
+fn owned_keys(keys: &[impl AsRef<str>]) -> Vec<String> {
+    keys.iter().map(|key| key.as_ref().to_string()).collect()
 }
 
 impl std::fmt::Debug for Driver {
@@ -66,7 +84,25 @@ impl std::fmt::Debug for Driver {
 
 impl Driver {
     pub(crate) fn new(object: FfiDriverBox, plugin: Arc<PluginInfo>) -> Self {
-        Driver { object: Arc::new(object), plugin }
+        Driver { object: Object::Plugin(Arc::new(object)), plugin }
+    }
+
+    /// A statically linked driver behind the same interface as a plugin's.
+    /// Its [`Driver::plugin_info`] names the driver type, says it can serve
+    /// both layers, and has no options schema.
+    pub fn native<D: CacheDriver>(driver: Native<D>) -> Driver {
+        let plugin = PluginInfo {
+            name: std::any::type_name::<D>().to_string(),
+            version: String::new(),
+            api_version: bento_plugin_api::API_VERSION.to_string(),
+            local: true,
+            remote: true,
+            provides_driver: true,
+            provides_bus: false,
+            driver_options_schema: serde_json::Value::Null,
+            bus_options_schema: serde_json::Value::Null,
+        };
+        Driver { object: Object::Native(Arc::new(driver)), plugin: Arc::new(plugin) }
     }
 
     /// What the plugin this driver came from says about itself.
@@ -76,76 +112,119 @@ impl Driver {
 
     /// A handle on `prefix:namespace` sharing the connection.
     pub fn namespace(&self, namespace: &str) -> Result<Driver, DriverError> {
-        let object = self.object.namespace(namespace.into()).into_result()?;
-        Ok(Driver::new(object, self.plugin.clone()))
+        let object = match &self.object {
+            Object::Plugin(object) => Object::Plugin(Arc::new(object.namespace(namespace.into()).into_result()?)),
+            Object::Native(driver) => Object::Native(driver.namespace(namespace)?),
+        };
+        Ok(Driver { object, plugin: self.plugin.clone() })
     }
 
     /// The value of `key`, if present and not expired.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, DriverError> {
-        let value = self.object.get(key.into()).await.into_result()?;
+        let object = match &self.object {
+            Object::Plugin(object) => object,
+            Object::Native(driver) => return driver.get(key).await,
+        };
+        let value = object.get(key.into()).await.into_result()?;
         Ok(value.into_option().map(RVec::into_vec))
     }
 
     /// Values of `keys`, in order.
     pub async fn get_many(&self, keys: &[impl AsRef<str>]) -> Result<Vec<Option<Vec<u8>>>, DriverError> {
-        let values = self.object.get_many(ffi_keys(keys)).await.into_result()?;
+        let object = match &self.object {
+            Object::Plugin(object) => object,
+            Object::Native(driver) => return driver.get_many(&owned_keys(keys)).await,
+        };
+        let values = object.get_many(ffi_keys(keys)).await.into_result()?;
         Ok(values.into_iter().map(|value| value.into_option().map(RVec::into_vec)).collect())
     }
 
     /// Get and delete atomically.
     pub async fn pull(&self, key: &str) -> Result<Option<Vec<u8>>, DriverError> {
-        let value = self.object.pull(key.into()).await.into_result()?;
+        let object = match &self.object {
+            Object::Plugin(object) => object,
+            Object::Native(driver) => return driver.pull(key).await,
+        };
+        let value = object.pull(key.into()).await.into_result()?;
         Ok(value.into_option().map(RVec::into_vec))
     }
 
     /// Store `value` for `ttl` (`None` = forever); true when stored.
     pub async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<bool, DriverError> {
-        Ok(self.object.set(key.into(), value.into(), ffi_ttl(ttl)).await.into_result()?)
+        match &self.object {
+            Object::Plugin(object) => Ok(object.set(key.into(), value.into(), ffi_ttl(ttl)).await.into_result()?),
+            Object::Native(driver) => driver.set(key, value, ttl).await,
+        }
     }
 
     /// Store many entries; true when all were stored.
     pub async fn set_many(&self, items: Vec<SetItem>) -> Result<bool, DriverError> {
+        let object = match &self.object {
+            Object::Plugin(object) => object,
+            Object::Native(driver) => return driver.set_many(items).await,
+        };
         let items = items
             .into_iter()
             .map(|item| FfiSetItem { key: item.key.into(), value: item.value.into(), ttl_ms: ffi_ttl(item.ttl) })
             .collect();
-        Ok(self.object.set_many(items).await.into_result()?)
+        Ok(object.set_many(items).await.into_result()?)
     }
 
     /// True iff `get` would return a value.
     pub async fn has(&self, key: &str) -> Result<bool, DriverError> {
-        Ok(self.object.has(key.into()).await.into_result()?)
+        match &self.object {
+            Object::Plugin(object) => Ok(object.has(key.into()).await.into_result()?),
+            Object::Native(driver) => driver.has(key).await,
+        }
     }
 
     /// True iff the key existed.
     pub async fn delete(&self, key: &str) -> Result<bool, DriverError> {
-        Ok(self.object.delete(key.into()).await.into_result()?)
+        match &self.object {
+            Object::Plugin(object) => Ok(object.delete(key.into()).await.into_result()?),
+            Object::Native(driver) => driver.delete(key).await,
+        }
     }
 
     /// How many of `keys` existed.
     pub async fn delete_many(&self, keys: &[impl AsRef<str>]) -> Result<u64, DriverError> {
-        Ok(self.object.delete_many(ffi_keys(keys)).await.into_result()?)
+        match &self.object {
+            Object::Plugin(object) => Ok(object.delete_many(ffi_keys(keys)).await.into_result()?),
+            Object::Native(driver) => driver.delete_many(&owned_keys(keys)).await,
+        }
     }
 
     /// Remove everything under this handle's prefix.
     pub async fn clear(&self) -> Result<(), DriverError> {
-        Ok(self.object.clear().await.into_result()?)
+        match &self.object {
+            Object::Plugin(object) => Ok(object.clear().await.into_result()?),
+            Object::Native(driver) => driver.clear().await,
+        }
     }
 
     /// Remove expired entries from storage.
     pub async fn prune(&self) -> Result<(), DriverError> {
-        Ok(self.object.prune().await.into_result()?)
+        match &self.object {
+            Object::Plugin(object) => Ok(object.prune().await.into_result()?),
+            Object::Native(driver) => driver.prune().await,
+        }
     }
 
     /// Close connections; idempotent.
     pub async fn disconnect(&self) -> Result<(), DriverError> {
-        Ok(self.object.disconnect().await.into_result()?)
+        match &self.object {
+            Object::Plugin(object) => Ok(object.disconnect().await.into_result()?),
+            Object::Native(driver) => driver.disconnect().await,
+        }
     }
 
     /// What the driver declares beyond the base contract. A plugin built
     /// against plugin-api 0.1.0 declares nothing.
     pub fn capabilities(&self) -> Capabilities {
-        self.object.capabilities()
+        match &self.object {
+            Object::Plugin(object) => object.capabilities(),
+            Object::Native(driver) => driver.capabilities(),
+        }
     }
 
     /// True when the driver declares a distributed lock
@@ -162,13 +241,21 @@ impl Driver {
     /// `owner`'s (its TTL then restarts). Without [`Driver::supports_lock`]
     /// this is an `Unsupported` error.
     pub async fn try_lock(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, DriverError> {
-        Ok(self.object.try_lock(key.into(), owner.into(), ttl_to_ms(ttl).max(1)).await.into_result()?)
+        match &self.object {
+            Object::Plugin(object) => {
+                Ok(object.try_lock(key.into(), owner.into(), ttl_to_ms(ttl).max(1)).await.into_result()?)
+            }
+            Object::Native(driver) => driver.try_lock(key, owner, ttl).await,
+        }
     }
 
     /// Release the lock `key` if `owner` holds it; true when released.
     /// Without [`Driver::supports_lock`] this is an `Unsupported` error.
     pub async fn unlock(&self, key: &str, owner: &str) -> Result<bool, DriverError> {
-        Ok(self.object.unlock(key.into(), owner.into()).await.into_result()?)
+        match &self.object {
+            Object::Plugin(object) => Ok(object.unlock(key.into(), owner.into()).await.into_result()?),
+            Object::Native(driver) => driver.unlock(key, owner).await,
+        }
     }
 }
 

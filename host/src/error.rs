@@ -9,7 +9,11 @@ use std::time::Duration;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong in `bento`.
+///
+/// Non-exhaustive: new kinds of failure may be added in minor releases, so
+/// a `match` needs a wildcard arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The plugin file does not exist.
     #[error("plugin file not found: {path}")]
@@ -105,14 +109,6 @@ pub enum Error {
         /// The configured hard timeout.
         timeout: Duration,
     },
-    /// Internal: the soft timeout elapsed (a stale value is served instead).
-    #[error("factory for key `{key}` did not finish within the soft timeout of {timeout:?}")]
-    SoftTimeout {
-        /// The key being computed.
-        key: String,
-        /// The configured soft timeout.
-        timeout: Duration,
-    },
     /// Waiting for another caller computing the same key took longer than
     /// `lock_timeout`, and no graced value could be served.
     #[error("waited longer than {timeout:?} for the lock on key `{key}`")]
@@ -129,6 +125,15 @@ pub enum Error {
         key: String,
         /// The driver's error.
         source: DriverError,
+    },
+    /// A loaded plugin was asked for something it does not provide (a
+    /// driver from a bus-only plugin, a bus from a driver-only one).
+    #[error("plugin `{plugin}` provides no {what}")]
+    NotProvided {
+        /// The plugin's name.
+        plugin: String,
+        /// What was asked for: `"cache driver"` or `"bus"`.
+        what: &'static str,
     },
     /// A value could not be serialized or deserialized.
     #[error("cannot (de)serialize the entry of `{key}`: {source}")]

@@ -50,12 +50,14 @@ fn split_number(text: &str) -> (&str, &str) {
 
 /// Serde glue for `Option<u64>` byte sizes: an integer (bytes) or a string
 /// like `"64mb"`.
+#[cfg(feature = "config")]
 pub(crate) mod optional_size {
     pub use bento_plugin_api::toolkit::optional_size as deserialize;
 }
 
 /// Serde glue for `Option<u64>` counts, with the message "expected an
 /// integer" rather than a Rust type name.
+#[cfg(feature = "config")]
 pub(crate) mod optional_count {
     use super::*;
 

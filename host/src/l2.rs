@@ -12,7 +12,7 @@ use crate::recovery::{AutoRecovery, PendingOp, PendingRead, Target};
 use crate::serializer::{self, Serializer};
 use crate::telemetry::L2Metrics;
 use async_trait::async_trait;
-use bento_plugin_api::{DriverError, ErrorKind, Prefix, SetItem};
+use bento_plugin_api::{Capabilities, DriverError, ErrorKind, Prefix, SetItem};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -49,6 +49,21 @@ pub trait L2Driver: Send + Sync + 'static {
     async fn prune(&self) -> Result<(), DriverError>;
     /// Close the connection.
     async fn disconnect(&self) -> Result<(), DriverError>;
+    /// What the driver declares beyond the base contract (e.g. a backend
+    /// lock). Default: nothing.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+    }
+    /// Take the backend lock `key` for `owner` for `ttl` (see
+    /// `bento_plugin_api::CacheDriver::try_lock`). Default: unsupported.
+    async fn try_lock(&self, _key: &str, _owner: &str, _ttl: Duration) -> Result<bool, DriverError> {
+        Err(DriverError::unsupported("this driver declares no lock"))
+    }
+    /// Release the backend lock `key` if `owner` holds it. Default:
+    /// unsupported.
+    async fn unlock(&self, _key: &str, _owner: &str) -> Result<bool, DriverError> {
+        Err(DriverError::unsupported("this driver declares no lock"))
+    }
 }
 
 #[async_trait]
@@ -88,6 +103,15 @@ impl L2Driver for Driver {
     }
     async fn disconnect(&self) -> Result<(), DriverError> {
         Driver::disconnect(self).await
+    }
+    fn capabilities(&self) -> Capabilities {
+        Driver::capabilities(self)
+    }
+    async fn try_lock(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, DriverError> {
+        Driver::try_lock(self, key, owner, ttl).await
+    }
+    async fn unlock(&self, key: &str, owner: &str) -> Result<bool, DriverError> {
+        Driver::unlock(self, key, owner).await
     }
 }
 

@@ -51,6 +51,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Cargo features: `config` (default) provides [`BentoConfig`] and
+//! [`Bento::from_config`] and pulls in `toml`; turn default features off
+//! when stores are built in code only.
+//!
 //! Not for: blocking callers without a tokio runtime — `get_or_set` runs its
 //! factory on a spawned tokio task (so it can finish after a timeout), so
 //! use it inside a tokio runtime. Plain L1 hits need no runtime.
@@ -62,6 +66,7 @@
 mod bento;
 pub mod bus;
 mod cache;
+#[cfg(feature = "config")]
 mod config;
 mod driver;
 pub mod entry;
@@ -74,6 +79,7 @@ mod human;
 mod l1;
 mod l2;
 mod locks;
+mod native;
 mod ops;
 pub mod options;
 mod ordering;
@@ -92,8 +98,9 @@ mod verbs;
 mod write;
 
 pub use bento::{Bento, BentoBuilder, DEFAULT_STORE};
-pub use bento_plugin_api::{Capabilities, DriverError, ErrorKind, SetItem};
+pub use bento_plugin_api::{CacheBus, CacheDriver, Capabilities, DriverError, ErrorKind, SetItem};
 pub use cache::{Cache, CacheValue};
+#[cfg(feature = "config")]
 pub use config::{BentoConfig, L1Config, PluginRef, StoreConfig};
 pub use driver::{Bus, Driver, DriverOptions};
 pub use entry::Entry;
@@ -104,6 +111,7 @@ pub use get_or_set::Factory;
 pub use human::{parse_duration, parse_size};
 pub use l1::L1Options;
 pub use l2::L2Driver;
+pub use native::{Native, NativeBus};
 pub use ops::{CacheFuture, Get, GetOrSet, Set};
 pub use options::CacheOptions;
 pub use plugin::{plugin_file_name, plugin_files, Plugin, PluginInfo, PluginKind, PluginSet};

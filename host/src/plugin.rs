@@ -236,7 +236,7 @@ impl Plugin {
     /// or `"{}"` for defaults) and the common parameters.
     pub async fn create_driver(&self, options_json: &str, options: DriverOptions) -> Result<Driver, Error> {
         if !self.loaded.info.provides_driver {
-            return Err(Error::InvalidOptions(format!("plugin `{}` provides no cache driver", self.name())));
+            return Err(Error::NotProvided { plugin: self.name().to_string(), what: "cache driver" });
         }
         let config = FfiDriverConfig {
             default_ttl_ms: match options.default_ttl {
@@ -253,7 +253,7 @@ impl Plugin {
     /// Create a bus from `options_json`.
     pub async fn create_bus(&self, options_json: &str) -> Result<Bus, Error> {
         if !self.loaded.info.provides_bus {
-            return Err(Error::InvalidOptions(format!("plugin `{}` provides no bus", self.name())));
+            return Err(Error::NotProvided { plugin: self.name().to_string(), what: "bus" });
         }
         let future = (self.loaded.module.create_bus())(options_json.into());
         let object = future.await.into_result().map_err(bento_plugin_api::DriverError::from)?;
