@@ -11,8 +11,8 @@
 //! considered wedged and the remaining cases are not run, so a run always
 //! ends within a bounded time with a verdict.
 
-use crate::cases::lock::{self, LockSupport};
 use crate::bus::{BusCase, BusContext, BusRequirement};
+use crate::cases::lock::{self, LockSupport};
 use crate::cases::{Case, CaseContext, Failure, Requirement};
 use crate::{Suite, Target};
 use bento::{DriverOptions, ErrorKind, Plugin};

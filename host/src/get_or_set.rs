@@ -86,6 +86,21 @@ struct Seen<T> {
     l1: KnownL1,
 }
 
+/// How long an instance waiting for another's fleet-wide lock waits
+/// between two looks at L2.
+pub const FLEET_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// How taking the fleet-wide lock ended.
+enum FleetLock<T> {
+    /// This instance holds it: run the factory, then release it.
+    Held,
+    /// No fleet-wide lock (not asked for, or L2 cannot take it).
+    Local,
+    /// Another instance computed the value meanwhile.
+    Served(T, Layer),
+    Failed(Error),
+}
+
 /// How [`Cache::wait_for_lock_or_stale`] ended: the lock (or `None` on a
 /// lock timeout) with the stale entry shared meanwhile, or a stale entry to
 /// serve now.
@@ -276,6 +291,39 @@ impl Cache {
         }
     }
 
+    /// An eager refresh (`eager_refresh`): the caller was served a fresh
+    /// value; recompute it in the background, unless a refresh of the key
+    /// already runs (its lock is taken). Errors only reach the log and
+    /// `on_factory_error`.
+    pub(crate) fn refresh_in_background<T: CacheValue, F: Factory<T>>(
+        &self,
+        key: &str,
+        factory: F,
+        options: CacheOptions,
+        tags: Vec<String>,
+    ) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let Ok(mut settings) = self.settings_with(&options) else { return };
+        let Some(lock) = self.inner.core.locks.try_acquire(&self.full_key(key)) else { return };
+        settings.force_fresh = true;
+        let (outcome, _nobody_waits) = oneshot::channel();
+        let mut waiter = Waiter { outcome, stale: None, lock };
+        let task = self.clone();
+        let key: Arc<str> = Arc::from(key);
+        let span = self.op_span("eager_refresh", Some(&key));
+        tokio::spawn(
+            async move {
+                let seen = Seen { graced: None, l1: None };
+                if let Outcome::Failed(error) = task.refresh(key, factory, settings, tags, seen, &mut waiter).await {
+                    tracing::debug!(%error, "eager refresh failed; the current value stays until it expires");
+                }
+            }
+            .instrument(span),
+        );
+    }
+
     /// Wait for the key's lock without a graced value of our own, watching
     /// for the stale entry the current holder may share (it found one in
     /// L2, or L1 of another handle): then our soft timeout applies to it, as
@@ -372,6 +420,29 @@ impl Cache {
             // Callers queued behind this lock may serve it meanwhile.
             waiter.lock.share_stale(Arc::new(stale.clone()));
         }
+        let fleet_lock = match self.fleet_lock::<T>(&key, &settings).await {
+            FleetLock::Held => true,
+            FleetLock::Local => false,
+            FleetLock::Served(value, layer) => return Outcome::Hit(value, layer),
+            FleetLock::Failed(error) => return Outcome::Failed(error),
+        };
+        let outcome = self.compute(key.clone(), factory, &settings, tags, graced, waiter).await;
+        if fleet_lock {
+            self.fleet_unlock(&key, &settings).await;
+        }
+        outcome
+    }
+
+    /// Run the factory (the lock held) and write its value.
+    async fn compute<T: CacheValue, F: Factory<T>>(
+        &self,
+        key: Arc<str>,
+        factory: F,
+        settings: &Settings,
+        tags: Vec<String>,
+        graced: Option<(Entry<T>, Layer)>,
+        waiter: &mut Waiter<T>,
+    ) -> Outcome<T> {
         self.record_miss(&key);
         let context = FactoryContext::new(key.clone(), graced.as_ref().map(|(entry, _)| entry.clone()));
         let started = Instant::now();
@@ -408,12 +479,55 @@ impl Cache {
                 match graced.filter(|_| !settings.force_fresh) {
                     Some((entry, layer)) => {
                         let value = entry.value.clone();
-                        self.apply_backoff(&key, entry, &settings).await;
+                        self.apply_backoff(&key, entry, settings).await;
                         Outcome::Graced(value, layer)
                     }
                     None => Outcome::Failed(error),
                 }
             }
+        }
+    }
+
+    /// With `distributed_lock`, take the key's fleet-wide lock in L2 before
+    /// running the factory. While another instance holds it, poll L2 for
+    /// the value it writes (every [`FLEET_POLL_INTERVAL`]) and serve that;
+    /// a holder that crashed releases the key when its lock's TTL ends.
+    /// Bounded by `lock_timeout` when set. When L2 cannot answer the lock
+    /// call, the local lock alone protects the key (logged).
+    async fn fleet_lock<T: CacheValue>(&self, key: &str, settings: &Settings) -> FleetLock<T> {
+        let core = &self.inner.core;
+        let Some(l2) = self.inner.l2.as_ref().filter(|_| settings.distributed_lock) else { return FleetLock::Local };
+        let started = Instant::now();
+        let span = tracing::debug_span!("bento.fleet_lock", store = %core.name);
+        async {
+            loop {
+                match l2.try_lock(key, &core.lock_owner, settings.distributed_lock_ttl, settings.l2_timeout).await {
+                    Ok(true) => return FleetLock::Held,
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(store = %core.name, key, %error, "fleet-wide lock unavailable; the local lock alone protects the key");
+                        return FleetLock::Local;
+                    }
+                }
+                if let Some(limit) = settings.lock_timeout.filter(|limit| started.elapsed() >= *limit) {
+                    return FleetLock::Failed(Error::LockTimeout { key: self.full_key(key), timeout: limit });
+                }
+                tokio::time::sleep(FLEET_POLL_INTERVAL).await;
+                match self.read_one::<Typed<T>>(key, Some(None), settings).await {
+                    Ok(Lookup::Fresh(value, layer)) if !settings.force_fresh => return FleetLock::Served(value, layer),
+                    Ok(_) => {}
+                    Err(error) => return FleetLock::Failed(error),
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn fleet_unlock(&self, key: &str, settings: &Settings) {
+        let Some(l2) = &self.inner.l2 else { return };
+        if let Err(error) = l2.unlock(key, &self.inner.core.lock_owner, settings.l2_timeout).await {
+            tracing::warn!(store = %self.inner.core.name, key, %error, "fleet-wide lock not released; it ends with its TTL");
         }
     }
 

@@ -501,6 +501,27 @@ impl L2 {
         result
     }
 
+    /// True when the driver declares a backend lock.
+    pub fn supports_lock(&self) -> bool {
+        self.driver.capabilities().contains(Capabilities::LOCK)
+    }
+
+    /// Take the fleet-wide lock of `key` for `owner` for `ttl`.
+    pub async fn try_lock(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+        timeout: Option<Duration>,
+    ) -> Result<bool, DriverError> {
+        self.shared.call("try_lock", timeout, self.driver.try_lock(key, owner, ttl)).await
+    }
+
+    /// Release the fleet-wide lock of `key` if `owner` holds it.
+    pub async fn unlock(&self, key: &str, owner: &str, timeout: Option<Duration>) -> Result<bool, DriverError> {
+        self.shared.call("unlock", timeout, self.driver.unlock(key, owner)).await
+    }
+
     /// Remove expired entries.
     pub async fn prune(&self, timeout: Option<Duration>) -> Result<(), DriverError> {
         self.shared.call("prune", timeout, self.driver.prune()).await

@@ -107,7 +107,7 @@ pub use entry::Entry;
 pub use error::{BoxError, Error};
 pub use events::{CacheEvent, Layer};
 pub use factory::{FactoryContext, FactoryFailed, FactoryWriteOptions};
-pub use get_or_set::Factory;
+pub use get_or_set::{Factory, FLEET_POLL_INTERVAL};
 pub use human::{parse_duration, parse_size};
 pub use l1::L1Options;
 pub use l2::L2Driver;

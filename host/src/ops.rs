@@ -141,7 +141,7 @@ impl<'a, T: CacheValue> IntoFuture for Get<'a, T> {
     #[inline]
     fn into_future(self) -> Self::IntoFuture {
         let known = match self.cache.probe_l1::<T>(self.key) {
-            Probe::Hit(value) => return CacheFuture::ready(Some(value)),
+            Probe::Hit(value, _) => return CacheFuture::ready(Some(value)),
             Probe::Miss(known) => known,
         };
         let options = self.options.map(|options| *options).unwrap_or_default();
@@ -178,6 +178,12 @@ impl<T, F> GetOrSet<'_, T, F> {
         self.with_options(|options| options.hard_timeout(timeout))
     }
 
+    /// Refresh in the background once a hit is past this fraction of the
+    /// entry's TTL (0 < fraction < 1).
+    pub fn eager_refresh(self, fraction: f64) -> Self {
+        self.with_options(|options| options.eager_refresh(fraction))
+    }
+
     /// Maximum wait for another caller computing the same key.
     pub fn lock_timeout(self, timeout: Duration) -> Self {
         self.with_options(|options| options.lock_timeout(timeout))
@@ -203,10 +209,20 @@ impl<'a, T: CacheValue, F: Factory<T>> IntoFuture for GetOrSet<'a, T, F> {
     fn into_future(self) -> Self::IntoFuture {
         let force_fresh =
             self.options.as_ref().and_then(|options| options.force_fresh).unwrap_or(self.cache.settings().force_fresh);
+        let eager_refresh = match &self.options {
+            Some(options) => options.eager_refresh.or(self.cache.settings().eager_refresh),
+            None => self.cache.settings().eager_refresh,
+        };
         let seen = match force_fresh {
             true => None,
-            false => match self.cache.probe_l1_tracked::<T>(self.key) {
-                Ok(value) => return CacheFuture::ready(value),
+            false => match self.cache.probe_l1_tracked::<T>(self.key, eager_refresh) {
+                Ok((value, due)) => {
+                    if due {
+                        let options = self.options.map(|options| *options).unwrap_or_default();
+                        self.cache.refresh_in_background(self.key, self.factory, options, self.tags);
+                    }
+                    return CacheFuture::ready(value);
+                }
                 Err(seen) => Some(seen),
             },
         };

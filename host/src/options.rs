@@ -15,6 +15,8 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_GRACE_BACKOFF: Duration = Duration::from_secs(10);
 /// Default key prefix of a store.
 pub const DEFAULT_PREFIX: &str = "bentocache";
+/// Default lifetime of a fleet-wide (`distributed_lock`) lock: 10 seconds.
+pub const DEFAULT_DISTRIBUTED_LOCK_TTL: Duration = Duration::from_secs(10);
 /// Default time limit of one L2 call: 5 seconds.
 pub const DEFAULT_L2_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default bound of the auto-recovery queue (L2 writes and invalidations
@@ -91,6 +93,28 @@ pub struct CacheOptions {
     /// Default: false.
     #[serde(default)]
     pub record_keys: Option<bool>,
+    /// Each write's logical TTL gets a random extra in `[0, jitter_max]`,
+    /// so entries written together do not all expire together. Default:
+    /// none.
+    #[serde(default, with = "optional_ttl")]
+    pub jitter_max: Option<Option<Duration>>,
+    /// `get_or_set`: a hit after this fraction of the entry's TTL (0 < f
+    /// < 1, e.g. 0.8) returns the value at once and refreshes it in the
+    /// background, once (stampede-protected). Default: none.
+    #[serde(default)]
+    pub eager_refresh: Option<f64>,
+    /// `get_or_set`: the lock of a missing key is fleet-wide, held in L2
+    /// through the driver's lock (`Capabilities::LOCK`), so one instance
+    /// of the fleet runs the factory and the others read its value from
+    /// L2. Building a store with it fails when its L2 declares no lock.
+    /// Store/global level only. Default: false.
+    #[serde(default)]
+    pub distributed_lock: Option<bool>,
+    /// How long a fleet-wide lock lives without being released: a holder
+    /// that crashed blocks the key at most this long. Store/global level
+    /// only. Default: 10 s.
+    #[serde(default, with = "optional_duration")]
+    pub distributed_lock_ttl: Option<Duration>,
     /// Key prefix of the store (store/global level only). Default:
     /// `"bentocache"`.
     #[serde(default)]
@@ -147,6 +171,14 @@ impl CacheOptions {
         strict_decoding: bool => strict_decoding = strict_decoding);
     setter!(/// Record keys in spans (instead of their hash).
         record_keys: bool => record_keys = record_keys);
+    setter!(/// Random extra TTL in `[0, jitter_max]` per write.
+        jitter_max: Duration => jitter_max = Some(jitter_max));
+    setter!(/// Refresh in the background after this fraction of the TTL.
+        eager_refresh: f64 => eager_refresh = eager_refresh);
+    setter!(/// Fleet-wide stampede protection through the L2 driver's lock.
+        distributed_lock: bool => distributed_lock = distributed_lock);
+    setter!(/// Lifetime of a fleet-wide lock.
+        distributed_lock_ttl: Duration => distributed_lock_ttl = distributed_lock_ttl);
     setter!(/// Key prefix of the store.
         prefix: impl Into<String> => prefix = prefix.into());
     setter!(/// Run the factory even if a fresh value exists.
@@ -189,6 +221,10 @@ impl CacheOptions {
             auto_recovery_max_items: self.auto_recovery_max_items.or(base.auto_recovery_max_items),
             strict_decoding: self.strict_decoding.or(base.strict_decoding),
             record_keys: self.record_keys.or(base.record_keys),
+            jitter_max: self.jitter_max.or(base.jitter_max),
+            eager_refresh: self.eager_refresh.or(base.eager_refresh),
+            distributed_lock: self.distributed_lock.or(base.distributed_lock),
+            distributed_lock_ttl: self.distributed_lock_ttl.or(base.distributed_lock_ttl),
             prefix: self.prefix.clone().or_else(|| base.prefix.clone()),
             force_fresh: self.force_fresh.or(base.force_fresh),
             skip_l2_write: self.skip_l2_write.or(base.skip_l2_write),
@@ -203,6 +239,16 @@ impl CacheOptions {
         }
         if self.grace == Some(Some(Duration::ZERO)) {
             return Err(crate::Error::InvalidOptions("grace must be positive (use no_grace() to disable)".into()));
+        }
+        if let Some(fraction) = self.eager_refresh {
+            if !(fraction > 0.0 && fraction < 1.0) {
+                return Err(crate::Error::InvalidOptions(format!(
+                    "eager_refresh must be a fraction of the TTL between 0 and 1 (exclusive), got {fraction}"
+                )));
+            }
+        }
+        if self.distributed_lock_ttl == Some(Duration::ZERO) {
+            return Err(crate::Error::InvalidOptions("distributed_lock_ttl must be positive".into()));
         }
         if self.l2_timeout == Some(Some(Duration::ZERO)) {
             return Err(crate::Error::InvalidOptions("l2_timeout must be positive".into()));
@@ -242,6 +288,14 @@ pub struct Settings {
     pub strict_decoding: bool,
     /// Whether spans carry keys (store level).
     pub record_keys: bool,
+    /// Random extra TTL bound per write.
+    pub jitter_max: Option<Duration>,
+    /// Eager refresh fraction of the TTL.
+    pub eager_refresh: Option<f64>,
+    /// Fleet-wide stampede lock through L2 (store level).
+    pub distributed_lock: bool,
+    /// Lifetime of a fleet-wide lock (store level).
+    pub distributed_lock_ttl: Duration,
     /// Store prefix.
     pub prefix: String,
     /// Run the factory even when fresh.
@@ -269,6 +323,10 @@ impl Settings {
             auto_recovery_max_items: options.auto_recovery_max_items.unwrap_or(DEFAULT_AUTO_RECOVERY_MAX_ITEMS),
             strict_decoding: options.strict_decoding.unwrap_or(false),
             record_keys: options.record_keys.unwrap_or(false),
+            jitter_max: options.jitter_max.unwrap_or(None),
+            eager_refresh: options.eager_refresh,
+            distributed_lock: options.distributed_lock.unwrap_or(false),
+            distributed_lock_ttl: options.distributed_lock_ttl.unwrap_or(DEFAULT_DISTRIBUTED_LOCK_TTL),
             prefix: options.prefix.clone().unwrap_or_else(|| DEFAULT_PREFIX.to_string()),
             force_fresh: options.force_fresh.unwrap_or(false),
             skip_l2_write: options.skip_l2_write.unwrap_or(false),
@@ -292,6 +350,10 @@ impl Settings {
             auto_recovery_max_items: self.auto_recovery_max_items,
             strict_decoding: op.strict_decoding.unwrap_or(self.strict_decoding),
             record_keys: self.record_keys,
+            jitter_max: op.jitter_max.unwrap_or(self.jitter_max),
+            eager_refresh: op.eager_refresh.or(self.eager_refresh),
+            distributed_lock: self.distributed_lock,
+            distributed_lock_ttl: self.distributed_lock_ttl,
             prefix: self.prefix.clone(),
             force_fresh: op.force_fresh.unwrap_or(self.force_fresh),
             skip_l2_write: op.skip_l2_write.unwrap_or(self.skip_l2_write),

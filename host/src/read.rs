@@ -36,8 +36,9 @@ pub(crate) enum Lookup<V> {
 
 /// What the synchronous L1 probe of the hit path found.
 pub(crate) enum Probe<T> {
-    /// A fresh L1 value (recorded as a hit).
-    Hit(T),
+    /// A fresh L1 value (recorded as a hit), and whether it is due for an
+    /// eager refresh (past the asked fraction of its TTL).
+    Hit(T, bool),
     /// Not a fresh hit; what L1 holds, when the probe could tell without a
     /// second look (`None` = read it again).
     Miss(KnownL1),
@@ -124,22 +125,28 @@ impl Cache {
     /// expire. Anything else is a [`Probe::Miss`] for [`Cache::read`].
     #[inline]
     pub(crate) fn probe_l1<T: CacheValue>(&self, key: &str) -> Probe<T> {
-        self.probe_l1_at(key)
+        self.probe_l1_at(key, None)
     }
 
     /// [`Cache::probe_l1`], also telling the store's change count before
     /// the lookup (`get_or_set` then knows whether L1 changed since).
     #[inline]
-    pub(crate) fn probe_l1_tracked<T: CacheValue>(&self, key: &str) -> Result<T, SeenInL1> {
+    pub(crate) fn probe_l1_tracked<T: CacheValue>(
+        &self,
+        key: &str,
+        eager_refresh: Option<f64>,
+    ) -> Result<(T, bool), SeenInL1> {
         let writes = self.inner.core.order.writes();
-        match self.probe_l1_at(key) {
-            Probe::Hit(value) => Ok(value),
+        match self.probe_l1_at(key, eager_refresh) {
+            Probe::Hit(value, due) => Ok((value, due)),
             Probe::Miss(entry) => Err(SeenInL1 { entry, writes }),
         }
     }
 
+    /// `eager_refresh`: the fraction of the TTL after which a hit is due
+    /// for a background refresh.
     #[inline(always)]
-    fn probe_l1_at<T: CacheValue>(&self, key: &str) -> Probe<T> {
+    fn probe_l1_at<T: CacheValue>(&self, key: &str, eager_refresh: Option<f64>) -> Probe<T> {
         let Some(l1) = &self.inner.l1 else { return Probe::Miss(Some(None)) };
         if !l1.is_in_process() {
             return Probe::Miss(None);
@@ -153,10 +160,17 @@ impl Cache {
         if entry.tags.is_some() && self.tag_state_l1(entry.tags(), entry.created_at) != Some(TagState::Valid) {
             return Probe::Miss(None);
         }
+        let due = match eager_refresh {
+            Some(fraction) if entry.logical_expiration != NEVER => {
+                let lifetime = entry.logical_expiration.saturating_sub(entry.created_at) as f64;
+                now_ms() as f64 >= entry.created_at as f64 + fraction * lifetime
+            }
+            _ => false,
+        };
         match entry.into_value::<T>(&*self.inner.core.serializer) {
             Some(value) => {
                 self.record_hit(key, Layer::L1, false);
-                Probe::Hit(value)
+                Probe::Hit(value, due)
             }
             None => Probe::Miss(None),
         }

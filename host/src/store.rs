@@ -170,6 +170,13 @@ impl StoreBuilder {
             }
             _ => None,
         };
+        if settings.distributed_lock && !l2.as_ref().is_some_and(L2::supports_lock) {
+            return Err(Error::InvalidOptions(format!(
+                "store `{name}`: distributed_lock needs an L2 whose driver declares the lock capability \
+                 (Capabilities::LOCK); {}",
+                if l2.is_some() { "this L2 driver does not" } else { "the store has no L2" }
+            )));
+        }
         let core = Arc::new(StoreCore {
             name: Arc::from(name),
             metrics: StoreMetrics::new(name),
@@ -183,6 +190,7 @@ impl StoreBuilder {
             l2_shared,
             longest_tagged_lifetime: Default::default(),
             decode_warned: Default::default(),
+            lock_owner: format!("bento-{name}-{:016x}", rand::random::<u64>()),
             settings,
         });
         let root = Cache::root(core.clone(), l1, l2);

@@ -45,6 +45,8 @@ pub(crate) struct StoreCore {
     /// Keys whose decode failure was already logged (bounded; cleared when
     /// full), so a bad key warns once, not on every read.
     pub decode_warned: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// This instance's owner name for fleet-wide locks (random).
+    pub lock_owner: String,
 }
 
 impl StoreCore {

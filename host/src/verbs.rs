@@ -251,11 +251,11 @@ impl Cache {
             return Ok(true);
         }
         let now = now_ms();
-        let logical_expiration = crate::entry::logical_expiration(now, settings.ttl);
         let keys: Vec<&str> = items.iter().map(|(key, _)| *key).collect();
         let writes = items
             .into_iter()
             .map(|(key, value)| {
+                let logical_expiration = crate::write::logical_expiration(now, &settings);
                 let entry = Entry { value, logical_expiration, tags: Vec::new(), created_at: now };
                 Write::new(key, entry, settings.grace)
             })
@@ -274,12 +274,8 @@ impl Cache {
         settings: &crate::options::Settings,
     ) -> Result<bool, Error> {
         let now = now_ms();
-        let entry = Entry {
-            value,
-            logical_expiration: crate::entry::logical_expiration(now, settings.ttl),
-            tags,
-            created_at: now,
-        };
+        let entry =
+            Entry { value, logical_expiration: crate::write::logical_expiration(now, settings), tags, created_at: now };
         let write = self.write_entries(vec![Write::new(key, entry, settings.grace)], settings, Notify::AfterL2);
         let stored = self.traced("set", Some(key), write).await;
         self.written([key]);

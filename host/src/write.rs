@@ -33,6 +33,19 @@ use std::time::Duration;
 /// (each retry goes through the circuit breaker and `l2_timeout`).
 pub const AUTO_RECOVERY_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The logical expiration of a value written at `now` under `settings`:
+/// its TTL plus a random extra in `[0, jitter_max]` (`None` = forever).
+pub(crate) fn logical_expiration(now: u64, settings: &Settings) -> Option<u64> {
+    let ttl = settings.ttl?;
+    let jitter = match settings.jitter_max {
+        Some(max) if !max.is_zero() => {
+            Duration::from_millis(rand::random_range(0..=u64::try_from(max.as_millis()).unwrap_or(u64::MAX)))
+        }
+        _ => Duration::ZERO,
+    };
+    Some(ms_after(now, ttl.saturating_add(jitter)))
+}
+
 /// One entry to write, with its physical expiration (ms, `None` = forever).
 pub(crate) struct Write<'a, T> {
     pub key: &'a str,
