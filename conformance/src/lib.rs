@@ -230,8 +230,10 @@ impl Target {
 
 /// Run the suite as a libtest-style test binary (`harness = false`): the
 /// usual `cargo test` arguments work (`-- --list`, a name filter,
-/// `--exact`, `--test-threads`, `--ignored`). Empty-prefix cases that were
-/// not allowed are reported as ignored. When the plugin does not load, or
+/// `--exact`, `--test-threads`, `--ignored`). Cases that do not apply
+/// (empty-prefix cases that were not allowed, lock cases for a driver
+/// without the lock, the ABI cases for a native target) are reported as
+/// ignored, each with a `note:` line on stderr saying why. When the plugin does not load, or
 /// the options are refused or no driver (or bus) connects, every case fails
 /// at once with that one message.
 pub fn libtest_main(target: Target) -> ExitCode {
@@ -251,6 +253,17 @@ pub fn libtest_main(target: Target) -> ExitCode {
     if let Err(error) = &runner {
         eprintln!("conformance: {error}");
     }
+    // libtest shows an ignored case without its reason: say it once here.
+    let note = |name: &str, skip: &Option<String>| {
+        let selected = match &arguments.filter {
+            Some(filter) if arguments.exact => name == filter,
+            Some(filter) => name.contains(filter.as_str()),
+            None => true,
+        };
+        if let (Some(reason), false, true) = (skip, arguments.list, selected) {
+            eprintln!("note: {name} is ignored: {reason}");
+        }
+    };
     let verdict = |outcome: Outcome| match outcome {
         Outcome::Passed | Outcome::Skipped(_) => Ok(()),
         Outcome::Failed(message) => Err(Failed::from(message)),
@@ -261,6 +274,7 @@ pub fn libtest_main(target: Target) -> ExitCode {
             .map(|case| {
                 let runner = runner.clone();
                 let skip = runner.as_ref().ok().and_then(|runner| runner.skip_reason(case));
+                note(case.name, &skip);
                 Trial::test(case.name, move || verdict(runner.map_err(Failed::from)?.run_case(case).outcome))
                     .with_ignored_flag(skip.is_some())
             })
@@ -270,6 +284,7 @@ pub fn libtest_main(target: Target) -> ExitCode {
             .map(|case| {
                 let runner = runner.clone();
                 let skip = runner.as_ref().ok().and_then(|runner| runner.bus_skip_reason(case));
+                note(case.name, &skip);
                 Trial::test(case.name, move || verdict(runner.map_err(Failed::from)?.run_bus_case(case).outcome))
                     .with_ignored_flag(skip.is_some())
             })
