@@ -11,8 +11,8 @@
 //! considered wedged and the remaining cases are not run, so a run always
 //! ends within a bounded time with a verdict.
 
-use crate::cases::lock::{self, LockSupport};
 use crate::bus::{BusCase, BusContext, BusRequirement};
+use crate::cases::lock::{self, LockSupport};
 use crate::cases::{Case, CaseContext, Failure, Requirement};
 use crate::{DriverFactory, Suite, Target};
 use bento::{DriverOptions, ErrorKind, Plugin};
@@ -464,7 +464,9 @@ impl Runner {
         let Some(plugin) = self.plugin() else {
             return CaseReport {
                 name: case.name,
-                outcome: Outcome::Failed(format!("a {NATIVE_NAME} has no bus: the bus suite runs against plugins only")),
+                outcome: Outcome::Failed(format!(
+                    "a {NATIVE_NAME} has no bus: the bus suite runs against plugins only"
+                )),
                 duration: started.elapsed(),
             };
         };

@@ -15,8 +15,8 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
 use std::sync::Once;
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use tokio::runtime::{Handle, Runtime};
 

@@ -260,10 +260,7 @@ impl CaseContext {
     /// A new driver instance with the target's options and `options`.
     pub async fn create_driver(&self, options: DriverOptions) -> Result<Driver, Failure> {
         let prefix = options.prefix.clone();
-        self.source
-            .create_driver(options)
-            .await
-            .op(format_args!("creating a driver with prefix {prefix:?}"))
+        self.source.create_driver(options).await.op(format_args!("creating a driver with prefix {prefix:?}"))
     }
 }
 
