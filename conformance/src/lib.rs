@@ -22,6 +22,23 @@
 //! }
 //! ```
 //!
+//! A statically linked driver ([`bento::Native`]) runs the same cases
+//! through its library API, with no plugin file, via [`Target::native`].
+//! The ABI cases (metadata, option validation), which need a plugin file,
+//! are skipped with a note, and the bus suite runs against plugins only.
+//! Link one bundled plugin crate per test binary: each exports the same
+//! plugin entry symbols.
+//!
+//! ```ignore
+//! // tests/native_conformance.rs of the memory driver (`harness = false`);
+//! // this crate does not link a driver, so the example is not compiled here.
+//! fn main() -> std::process::ExitCode {
+//!     let options = bento_memory_store::MemoryStoreOptions::default();
+//!     let target = bento_conformance::Target::native::<bento_driver_memory::MemoryDriver>(options);
+//!     bento_conformance::libtest_main(target.allow_empty_prefix(true))
+//! }
+//! ```
+//!
 //! Before any case the options are checked and one driver is connected,
 //! once: options the driver refuses, or a driver that cannot connect, stop
 //! the run with one clear message instead of failing every case.
@@ -57,8 +74,11 @@ pub use bus::{all_bus_cases, BusCase, BusContext, BusRequirement};
 pub use cases::{all_cases, Case, CaseContext, Failure, Requirement};
 pub use runner::{CaseReport, LoadError, Outcome, PreflightError, Runner, MAX_CONSECUTIVE_TIMEOUTS};
 
+use bento::{Driver, DriverOptions, Native};
+use futures::future::BoxFuture;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The per-case timeout used unless [`Target::case_timeout`] says otherwise.
@@ -76,6 +96,32 @@ pub fn built_plugin(crate_name: &str) -> PathBuf {
     bento_testkit::plugin_path(crate_name)
 }
 
+/// Creates the drivers of a [`Target::native`] run: a driver on the given
+/// prefix (and default TTL), each call a new connection.
+#[derive(Clone)]
+pub struct DriverFactory(Arc<dyn Fn(DriverOptions) -> BoxFuture<'static, Result<Driver, bento::Error>> + Send + Sync>);
+
+impl std::fmt::Debug for DriverFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DriverFactory")
+    }
+}
+
+impl DriverFactory {
+    /// A factory calling `create` for every driver.
+    pub fn new<F>(create: F) -> Self
+    where
+        F: Fn(DriverOptions) -> BoxFuture<'static, Result<Driver, bento::Error>> + Send + Sync + 'static,
+    {
+        DriverFactory(Arc::new(create))
+    }
+
+    /// A new driver with `options`.
+    pub async fn create(&self, options: DriverOptions) -> Result<Driver, bento::Error> {
+        (self.0)(options).await
+    }
+}
+
 /// Which suite to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Suite {
@@ -85,12 +131,15 @@ pub enum Suite {
     Bus,
 }
 
-/// What to test: a plugin file, the options to create its drivers with, and
-/// how to run the cases.
+/// What to test: a plugin file (or a statically linked driver), the options
+/// to create its drivers with, and how to run the cases.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// Path of the plugin library.
+    /// Path of the plugin library (empty for a [`Target::native`] target).
     pub plugin: PathBuf,
+    /// Set for a [`Target::native`] target: creates its drivers in place
+    /// of the plugin (`plugin` and `options_json` are then not used).
+    pub factory: Option<DriverFactory>,
     /// Driver options JSON (the plugin's own options). Default: `{}`.
     pub options_json: String,
     /// Base of every case's prefix: case prefixes are
@@ -112,6 +161,7 @@ impl Target {
     pub fn new(plugin: impl Into<PathBuf>) -> Self {
         Target {
             plugin: plugin.into(),
+            factory: None,
             options_json: "{}".to_string(),
             base_prefix: DEFAULT_BASE_PREFIX.to_string(),
             allow_empty_prefix: false,
@@ -120,7 +170,33 @@ impl Target {
         }
     }
 
-    /// Use these driver options (JSON).
+    /// Test the statically linked driver `D` through its library API,
+    /// connected with `options` for every driver (no plugin file: the ABI
+    /// cases are skipped, and only the driver suite runs).
+    pub fn native<D>(options: D::Options) -> Self
+    where
+        D: bento::CacheDriver,
+        D::Options: Clone + Sync,
+    {
+        let factory = move |config: DriverOptions| -> BoxFuture<'static, Result<Driver, bento::Error>> {
+            let options = options.clone();
+            Box::pin(async move { Ok(Driver::native(Native::<D>::connect(options, config).await?)) })
+        };
+        Target::factory(DriverFactory::new(factory))
+    }
+
+    /// Test the drivers `factory` creates (a native driver set up in a way
+    /// [`Target::native`] does not cover); the same rules as there apply.
+    pub fn factory(factory: DriverFactory) -> Self {
+        Target { factory: Some(factory), ..Target::new(PathBuf::new()) }
+    }
+
+    /// True for a [`Target::native`] (or [`Target::factory`]) target.
+    pub fn is_native(&self) -> bool {
+        self.factory.is_some()
+    }
+
+    /// Use these driver options (JSON; not used by a native target).
     pub fn options(mut self, options_json: impl Into<String>) -> Self {
         self.options_json = options_json.into();
         self
@@ -154,8 +230,10 @@ impl Target {
 
 /// Run the suite as a libtest-style test binary (`harness = false`): the
 /// usual `cargo test` arguments work (`-- --list`, a name filter,
-/// `--exact`, `--test-threads`, `--ignored`). Empty-prefix cases that were
-/// not allowed are reported as ignored. When the plugin does not load, or
+/// `--exact`, `--test-threads`, `--ignored`). Cases that do not apply
+/// (empty-prefix cases that were not allowed, lock cases for a driver
+/// without the lock, the ABI cases for a native target) are reported as
+/// ignored, each with a `note:` line on stderr saying why. When the plugin does not load, or
 /// the options are refused or no driver (or bus) connects, every case fails
 /// at once with that one message.
 pub fn libtest_main(target: Target) -> ExitCode {
@@ -175,6 +253,17 @@ pub fn libtest_main(target: Target) -> ExitCode {
     if let Err(error) = &runner {
         eprintln!("conformance: {error}");
     }
+    // libtest shows an ignored case without its reason: say it once here.
+    let note = |name: &str, skip: &Option<String>| {
+        let selected = match &arguments.filter {
+            Some(filter) if arguments.exact => name == filter,
+            Some(filter) => name.contains(filter.as_str()),
+            None => true,
+        };
+        if let (Some(reason), false, true) = (skip, arguments.list, selected) {
+            eprintln!("note: {name} is ignored: {reason}");
+        }
+    };
     let verdict = |outcome: Outcome| match outcome {
         Outcome::Passed | Outcome::Skipped(_) => Ok(()),
         Outcome::Failed(message) => Err(Failed::from(message)),
@@ -185,6 +274,7 @@ pub fn libtest_main(target: Target) -> ExitCode {
             .map(|case| {
                 let runner = runner.clone();
                 let skip = runner.as_ref().ok().and_then(|runner| runner.skip_reason(case));
+                note(case.name, &skip);
                 Trial::test(case.name, move || verdict(runner.map_err(Failed::from)?.run_case(case).outcome))
                     .with_ignored_flag(skip.is_some())
             })
@@ -194,6 +284,7 @@ pub fn libtest_main(target: Target) -> ExitCode {
             .map(|case| {
                 let runner = runner.clone();
                 let skip = runner.as_ref().ok().and_then(|runner| runner.bus_skip_reason(case));
+                note(case.name, &skip);
                 Trial::test(case.name, move || verdict(runner.map_err(Failed::from)?.run_bus_case(case).outcome))
                     .with_ignored_flag(skip.is_some())
             })

@@ -14,7 +14,7 @@
 use crate::bus::{BusCase, BusContext, BusRequirement};
 use crate::cases::lock::{self, LockSupport};
 use crate::cases::{Case, CaseContext, Failure, Requirement};
-use crate::{Suite, Target};
+use crate::{DriverFactory, Suite, Target};
 use bento::{DriverOptions, ErrorKind, Plugin};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -199,10 +199,45 @@ pub(crate) fn timeout_message(limit: Duration) -> String {
     )
 }
 
-/// A loaded plugin plus the runtime that drives the cases against it.
+/// What creates the drivers under test.
+#[derive(Clone)]
+pub(crate) enum Source {
+    /// A loaded plugin, with the target's options JSON.
+    Plugin(Plugin, String),
+    /// A statically linked driver ([`Target::native`]).
+    Native(DriverFactory),
+}
+
+impl Source {
+    /// A new driver with the target's options and `options`.
+    pub(crate) async fn create_driver(&self, options: DriverOptions) -> Result<bento::Driver, bento::Error> {
+        match self {
+            Source::Plugin(plugin, options_json) => plugin.create_driver(options_json, options).await,
+            Source::Native(factory) => factory.create(options).await,
+        }
+    }
+
+    /// The loaded plugin; `None` for a native driver.
+    pub(crate) fn plugin(&self) -> Option<&Plugin> {
+        match self {
+            Source::Plugin(plugin, _) => Some(plugin),
+            Source::Native(_) => None,
+        }
+    }
+}
+
+/// Why a case that checks the plugin ABI is skipped for a native target.
+const NO_PLUGIN_FILE: &str = "checks the plugin ABI (metadata, option validation) through a plugin file; a \
+                              statically linked (native) driver has none";
+
+/// The name used for a native target in messages.
+const NATIVE_NAME: &str = "native (statically linked) driver";
+
+/// A loaded plugin (or a native driver factory) plus the runtime that
+/// drives the cases against it.
 pub struct Runner {
     target: Target,
-    plugin: Plugin,
+    source: Source,
     runtime: tokio::runtime::Runtime,
     /// Cases on the empty prefix own the whole keyspace: they take this
     /// lock exclusively, every other case shares it, so cases may run in
@@ -214,9 +249,13 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Load the target's plugin with the host's loader.
+    /// Load the target's plugin with the host's loader (nothing to load
+    /// for a [`Target::native`] target).
     pub fn new(target: Target) -> Result<Runner, LoadError> {
-        let plugin = Plugin::load(&target.plugin)?;
+        let source = match &target.factory {
+            Some(factory) => Source::Native(factory.clone()),
+            None => Source::Plugin(Plugin::load(&target.plugin)?, target.options_json.clone()),
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(4)
             .thread_name("conformance")
@@ -224,7 +263,7 @@ impl Runner {
             .build()?;
         Ok(Runner {
             target,
-            plugin,
+            source,
             runtime,
             keyspace: RwLock::new(()),
             lock_support: OnceLock::new(),
@@ -232,9 +271,9 @@ impl Runner {
         })
     }
 
-    /// The loaded plugin.
-    pub fn plugin(&self) -> &Plugin {
-        &self.plugin
+    /// The loaded plugin; `None` for a [`Target::native`] target.
+    pub fn plugin(&self) -> Option<&Plugin> {
+        self.source.plugin()
     }
 
     /// The target being tested.
@@ -249,23 +288,25 @@ impl Runner {
 
     /// A new driver with the target's options on `prefix`.
     pub async fn create_driver(&self, prefix: &str) -> Result<bento::Driver, bento::Error> {
-        self.plugin.create_driver(&self.target.options_json, DriverOptions::with_prefix(prefix)).await
+        self.source.create_driver(DriverOptions::with_prefix(prefix)).await
     }
 
     /// Check, once and before any case, that the plugin provides a driver,
     /// that it accepts the options and that a driver connects within the
     /// case timeout. A driver that cannot connect would otherwise fail every
-    /// case, each after its own timeout.
+    /// case, each after its own timeout. (A native target provides a
+    /// driver by construction; only the connect is checked.)
     pub fn preflight(&self) -> Result<(), PreflightError> {
-        if !self.plugin.info().provides_driver {
-            return Err(PreflightError::NotProvided { plugin: self.plugin.name().to_string(), what: "cache driver" });
+        if let Some(plugin) = self.plugin() {
+            if !plugin.info().provides_driver {
+                return Err(PreflightError::NotProvided { plugin: plugin.name().to_string(), what: "cache driver" });
+            }
         }
-        let plugin = self.plugin.clone();
-        let options = self.target.options_json.clone();
+        let source = self.source.clone();
         let prefix = self.fresh_prefix("preflight");
         let limit = self.target.case_timeout;
         let connect = async move {
-            let driver = plugin.create_driver(&options, DriverOptions::with_prefix(prefix)).await?;
+            let driver = source.create_driver(DriverOptions::with_prefix(prefix)).await?;
             let _ = tokio::time::timeout(CLEANUP_TIMEOUT, driver.disconnect()).await;
             Ok::<(), bento::Error>(())
         };
@@ -282,7 +323,7 @@ impl Runner {
         if matches!(case.requirement, Requirement::Lock | Requirement::LockAcrossInstances) {
             let support = self.lock_support.get_or_init(|| {
                 let prefix = self.fresh_prefix("lock-probe");
-                let probe = lock::probe(&self.plugin, &self.target.options_json, &prefix);
+                let probe = lock::probe(&self.source, &prefix);
                 self.runtime.block_on(async {
                     tokio::time::timeout(self.target.case_timeout, probe)
                         .await
@@ -290,6 +331,9 @@ impl Runner {
                 })
             });
             return lock::skip_reason(case.requirement, support);
+        }
+        if case.requirement == Requirement::PluginAbi && self.plugin().is_none() {
+            return Some(NO_PLUGIN_FILE.to_string());
         }
         (case.requirement == Requirement::EmptyPrefix && !self.target.allow_empty_prefix).then(|| {
             "needs a driver with the empty prefix, which owns and clears the whole keyspace; \
@@ -327,13 +371,13 @@ impl Runner {
             _ => self.fresh_prefix(case.name),
         };
         let context = Arc::new(CaseContext::new(
-            self.plugin.clone(),
+            self.source.clone(),
             self.target.options_json.clone(),
             prefix,
             self.target.case_timeout,
         ));
         let run = case.run;
-        let needs_driver = case.requirement != Requirement::NoDriver;
+        let needs_driver = !matches!(case.requirement, Requirement::NoDriver | Requirement::PluginAbi);
         let task_context = context.clone();
         let limit = self.target.case_timeout;
         let isolated = run_isolated(case.name, limit, async move {
@@ -359,22 +403,30 @@ impl Runner {
     }
 
     /// Which suite this target gets: the one asked for, else the driver
-    /// suite when the plugin provides a driver, else the bus suite.
+    /// suite when the plugin provides a driver (always for a native
+    /// target), else the bus suite.
     pub fn suite(&self) -> Suite {
-        match self.target.suite {
-            Some(suite) => suite,
-            None if !self.plugin.info().provides_driver && self.plugin.info().provides_bus => Suite::Bus,
-            None => Suite::Driver,
+        match (self.target.suite, self.plugin()) {
+            (Some(suite), _) => suite,
+            (None, Some(plugin)) if !plugin.info().provides_driver && plugin.info().provides_bus => Suite::Bus,
+            (None, _) => Suite::Driver,
         }
     }
 
     /// [`Runner::preflight`] for the bus suite: the plugin provides a bus,
     /// accepts the options, and a bus connects within the case timeout.
+    /// The bus suite runs against plugins only: a native target has no bus.
     pub fn bus_preflight(&self) -> Result<(), PreflightError> {
-        if !self.plugin.info().provides_bus {
-            return Err(PreflightError::NotProvided { plugin: self.plugin.name().to_string(), what: "bus" });
+        let Some(plugin) = self.plugin() else {
+            return Err(PreflightError::NotProvided {
+                plugin: NATIVE_NAME.to_string(),
+                what: "bus (the bus suite runs against plugins only)",
+            });
+        };
+        if !plugin.info().provides_bus {
+            return Err(PreflightError::NotProvided { plugin: plugin.name().to_string(), what: "bus" });
         }
-        let plugin = self.plugin.clone();
+        let plugin = plugin.clone();
         let options = self.target.options_json.clone();
         let limit = self.target.case_timeout;
         let connect = async move {
@@ -409,8 +461,17 @@ impl Runner {
                 duration: Duration::ZERO,
             };
         }
+        let Some(plugin) = self.plugin() else {
+            return CaseReport {
+                name: case.name,
+                outcome: Outcome::Failed(format!(
+                    "a {NATIVE_NAME} has no bus: the bus suite runs against plugins only"
+                )),
+                duration: started.elapsed(),
+            };
+        };
         let channel_base = fresh_name(&self.target.base_prefix, '.', case.name);
-        let context = Arc::new(BusContext::new(self.plugin.clone(), self.target.options_json.clone(), channel_base));
+        let context = Arc::new(BusContext::new(plugin.clone(), self.target.options_json.clone(), channel_base));
         let limit = match case.requirement {
             BusRequirement::Any => self.target.case_timeout,
             BusRequirement::Url => self.target.case_timeout * 3,
@@ -449,7 +510,7 @@ impl Runner {
                 }
             }
             let options = DriverOptions::with_prefix(context.prefix());
-            if let Ok(driver) = context.plugin().create_driver(context.options_json(), options).await {
+            if let Ok(driver) = context.create_driver(options).await {
                 let _ = driver.clear().await;
                 let _ = driver.disconnect().await;
             }

@@ -4,6 +4,7 @@
 //! conformance ./target/release/libmy_driver.so --options '{"url":"redis://127.0.0.1:6379"}'
 //! ```
 
+use bento::Plugin;
 use bento_conformance::{
     all_bus_cases, all_cases, bench, CaseReport, Outcome, PreflightError, Runner, Suite, Target,
     MAX_CONSECUTIVE_TIMEOUTS,
@@ -113,8 +114,10 @@ fn main() -> ExitCode {
         Ok(runner) => runner,
         Err(error) => return fatal(args.format, &format!("cannot load the plugin: {error}")),
     };
+    // A target built from a plugin path always has a plugin.
+    let Some(plugin) = runner.plugin().cloned() else { return fatal(args.format, "no plugin loaded") };
     if args.describe {
-        describe(&runner);
+        describe(&plugin);
         return ExitCode::SUCCESS;
     }
     let suite = runner.suite();
@@ -145,7 +148,7 @@ fn main() -> ExitCode {
     if let Err(error) = checked {
         return preflight_failed(args.format, &error);
     }
-    run_cases(&runner, suite, cases, &args)
+    run_cases(&runner, &plugin, suite, cases, &args)
 }
 
 fn list(suite: Suite, args: &Args) -> ExitCode {
@@ -217,8 +220,8 @@ fn preflight_failed(format: Format, error: &PreflightError) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn describe(runner: &Runner) {
-    let info = runner.plugin().info();
+fn describe(plugin: &Plugin) {
+    let info = plugin.info();
     let mut layers = Vec::new();
     if info.local {
         layers.push("local (L1)");
@@ -227,7 +230,7 @@ fn describe(runner: &Runner) {
         layers.push("remote (L2)");
     }
     println!("plugin:       {}", info.name);
-    println!("file:         {}", runner.plugin().path().display());
+    println!("file:         {}", plugin.path().display());
     println!("version:      {}", info.version);
     println!("api version:  {} (this host: {})", info.api_version, bento_plugin_api::API_VERSION);
     println!("layers:       {}", if layers.is_empty() { "none".to_string() } else { layers.join(", ") });
@@ -283,8 +286,8 @@ fn property_type(property: &serde_json::Value) -> String {
     }
 }
 
-fn run_cases(runner: &Runner, suite: Suite, cases: Vec<Selected>, args: &Args) -> ExitCode {
-    let info = runner.plugin().info();
+fn run_cases(runner: &Runner, plugin: &Plugin, suite: Suite, cases: Vec<Selected>, args: &Args) -> ExitCode {
+    let info = plugin.info();
     if args.format == Format::Pretty {
         let what = match suite {
             Suite::Driver => "driver",
@@ -295,7 +298,7 @@ fn run_cases(runner: &Runner, suite: Suite, cases: Vec<Selected>, args: &Args) -
             cases.len(),
             info.name,
             info.version,
-            runner.plugin().path().display()
+            plugin.path().display()
         );
     }
     let total = cases.len();

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
-        case!(metadata_is_truthful, NoDriver, "name, versions, layers and options schema are present and valid"),
-        case!(unknown_option_rejected, NoDriver, "an unknown option is refused with InvalidOptions naming the field"),
-        case!(malformed_options_rejected, NoDriver, "options that are not JSON are refused with InvalidOptions"),
+        case!(metadata_is_truthful, PluginAbi, "name, versions, layers and options schema are present and valid"),
+        case!(unknown_option_rejected, PluginAbi, "an unknown option is refused with InvalidOptions naming the field"),
+        case!(malformed_options_rejected, PluginAbi, "options that are not JSON are refused with InvalidOptions"),
     ]
 }
 
 async fn metadata_is_truthful(cx: Arc<CaseContext>) -> CaseResult {
-    let info = cx.plugin().info();
+    let info = cx.require_plugin()?.info();
     ensure!(!info.name.trim().is_empty(), "the plugin name is empty");
     ensure!(!info.version.trim().is_empty(), "the plugin version is empty");
     ensure!(
@@ -47,7 +47,7 @@ fn options_with_unknown_field(options_json: &str) -> Result<String, Failure> {
 
 async fn unknown_option_rejected(cx: Arc<CaseContext>) -> CaseResult {
     let options = options_with_unknown_field(cx.options_json())?;
-    match cx.plugin().create_driver(&options, DriverOptions::with_prefix(cx.prefix())).await {
+    match cx.require_plugin()?.create_driver(&options, DriverOptions::with_prefix(cx.prefix())).await {
         Ok(driver) => {
             let _ = driver.disconnect().await;
             Err(Failure::new(format!("create_driver accepted the unknown option in {options}")))
@@ -65,7 +65,7 @@ async fn unknown_option_rejected(cx: Arc<CaseContext>) -> CaseResult {
 }
 
 async fn malformed_options_rejected(cx: Arc<CaseContext>) -> CaseResult {
-    match cx.plugin().create_driver("{not json", DriverOptions::with_prefix(cx.prefix())).await {
+    match cx.require_plugin()?.create_driver("{not json", DriverOptions::with_prefix(cx.prefix())).await {
         Ok(driver) => {
             let _ = driver.disconnect().await;
             Err(Failure::new("create_driver accepted the options `{not json`"))

@@ -9,7 +9,8 @@
 //! applies is probed once per run ([`probe`]).
 
 use super::{case, ensure, ensure_eq, v, Case, CaseContext, CaseResult, Failure, Op, Requirement};
-use bento::{Driver, DriverOptions, ErrorKind, Plugin};
+use crate::runner::Source;
+use bento::{Driver, DriverOptions, ErrorKind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,7 +42,7 @@ pub(super) fn cases() -> Vec<Case> {
 /// A TTL no case outlives: locks of a failed case free themselves.
 const TTL: Duration = Duration::from_secs(10);
 
-/// What a plugin's drivers declare and do, probed once per run.
+/// What the target's drivers declare and do, probed once per run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LockSupport {
     /// The driver declares `Capabilities::LOCK`.
@@ -53,8 +54,8 @@ pub(crate) struct LockSupport {
 /// Create two drivers on `prefix`, read the capability and check whether
 /// the instances share storage; clean up. An error (e.g. the server is
 /// down) is returned as text: the cases then run and report it.
-pub(crate) async fn probe(plugin: &Plugin, options_json: &str, prefix: &str) -> Result<LockSupport, String> {
-    let create = || plugin.create_driver(options_json, DriverOptions::with_prefix(prefix));
+pub(crate) async fn probe(source: &Source, prefix: &str) -> Result<LockSupport, String> {
+    let create = || source.create_driver(DriverOptions::with_prefix(prefix));
     let first = create().await.map_err(|error| error.to_string())?;
     let declared = first.supports_lock();
     let second = create().await.map_err(|error| error.to_string())?;

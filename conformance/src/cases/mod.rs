@@ -22,6 +22,7 @@ mod namespaces;
 mod prefixes;
 mod ttl;
 
+use crate::runner::Source;
 use bento::{Driver, DriverError, DriverOptions, Plugin};
 use futures::future::BoxFuture;
 use std::fmt;
@@ -151,8 +152,12 @@ pub enum Requirement {
     /// A root driver on the EMPTY prefix, owning the whole keyspace; runs
     /// only when allowed, and never alongside other cases.
     EmptyPrefix,
-    /// No driver: the case creates what it needs (ABI checks).
+    /// No driver: the case creates what it needs.
     NoDriver,
+    /// No driver, and a plugin file: the case checks the plugin ABI
+    /// (metadata, option validation). Skipped with a note for a native
+    /// target ([`crate::Target::native`]), which has no plugin file.
+    PluginAbi,
     /// Like `Prefixed`, for a driver declaring `Capabilities::LOCK`;
     /// skipped with a note otherwise.
     Lock,
@@ -195,10 +200,10 @@ macro_rules! case {
 }
 pub(crate) use case;
 
-/// What a case works with: the plugin, the options, its own prefix and
-/// root driver.
+/// What a case works with: the plugin (or native driver), the options, its
+/// own prefix and root driver.
 pub struct CaseContext {
-    plugin: Plugin,
+    source: Source,
     options_json: String,
     prefix: String,
     timeout: Duration,
@@ -206,16 +211,23 @@ pub struct CaseContext {
 }
 
 impl CaseContext {
-    pub(crate) fn new(plugin: Plugin, options_json: String, prefix: String, timeout: Duration) -> Self {
-        CaseContext { plugin, options_json, prefix, timeout, root: OnceLock::new() }
+    pub(crate) fn new(source: Source, options_json: String, prefix: String, timeout: Duration) -> Self {
+        CaseContext { source, options_json, prefix, timeout, root: OnceLock::new() }
     }
 
-    /// The plugin under test.
-    pub fn plugin(&self) -> &Plugin {
-        &self.plugin
+    /// The plugin under test; `None` for a native target
+    /// ([`crate::Target::native`]).
+    pub fn plugin(&self) -> Option<&Plugin> {
+        self.source.plugin()
     }
 
-    /// The driver options JSON of the target.
+    /// The plugin under test, or a failure for a native target (cases with
+    /// [`Requirement::PluginAbi`] are not run on one).
+    pub(crate) fn require_plugin(&self) -> Result<&Plugin, Failure> {
+        self.plugin().ok_or_else(|| Failure::new("this case needs a plugin file; the target is a native driver"))
+    }
+
+    /// The driver options JSON of the target (not used by a native one).
     pub fn options_json(&self) -> &str {
         &self.options_json
     }
@@ -248,10 +260,7 @@ impl CaseContext {
     /// A new driver instance with the target's options and `options`.
     pub async fn create_driver(&self, options: DriverOptions) -> Result<Driver, Failure> {
         let prefix = options.prefix.clone();
-        self.plugin
-            .create_driver(&self.options_json, options)
-            .await
-            .op(format_args!("creating a driver with prefix {prefix:?}"))
+        self.source.create_driver(options).await.op(format_args!("creating a driver with prefix {prefix:?}"))
     }
 }
 
