@@ -130,7 +130,12 @@ pub struct Results {
 }
 
 /// Run `subjects` interleaved for `rounds` rounds after one warm-up pass.
+/// `COMPARE_ONLY=text` keeps only the subjects whose label contains `text`
+/// (for profiling one path); ratios naming a dropped subject are skipped.
 pub fn interleaved(title: &str, rounds: usize, mut subjects: Vec<Subject<'_>>) -> Results {
+    if let Ok(only) = std::env::var("COMPARE_ONLY") {
+        subjects.retain(|subject| subject.labels.iter().any(|label| label.contains(&only)));
+    }
     let labels: Vec<String> = subjects.iter().flat_map(|subject| subject.labels.clone()).collect();
     let mut samples = vec![Vec::with_capacity(rounds); labels.len()];
     eprintln!("[{title}] warm-up, then {rounds} interleaved rounds of {} subjects", subjects.len());
@@ -201,8 +206,8 @@ fn ns(value: f64) -> String {
 }
 
 impl Results {
-    fn index(&self, label: &str) -> usize {
-        self.labels.iter().position(|l| l == label).unwrap_or_else(|| panic!("no subject {label:?} in {}", self.title))
+    fn index(&self, label: &str) -> Option<usize> {
+        self.labels.iter().position(|l| l == label)
     }
 
     fn table(&mut self) {
@@ -229,8 +234,8 @@ impl Results {
     }
 
     /// The per-round ratio of `subject` to `baseline`.
-    pub fn ratio(&self, subject: &str, baseline: &str, metric: Metric) -> Spread {
-        let (s, b) = (&self.samples[self.index(subject)], &self.samples[self.index(baseline)]);
+    pub fn ratio(&self, subject: &str, baseline: &str, metric: Metric) -> Option<Spread> {
+        let (s, b) = (&self.samples[self.index(subject)?], &self.samples[self.index(baseline)?]);
         let per_round = s
             .iter()
             .zip(b)
@@ -240,14 +245,14 @@ impl Results {
                 Metric::Throughput => b.wall_ns() / s.wall_ns(),
             })
             .collect();
-        Spread::of(per_round)
+        Some(Spread::of(per_round))
     }
 
     /// Add a ratio line with its target and verdict to the report.
     /// `target`: the bound, `at_most` whether the ratio must stay at or
     /// below it (else at or above). The verdict uses the median.
     pub fn check(&mut self, what: &str, subject: &str, baseline: &str, metric: Metric, target: Option<(f64, bool)>) {
-        let spread = self.ratio(subject, baseline, metric);
+        let Some(spread) = self.ratio(subject, baseline, metric) else { return };
         let verdict = match target {
             None => "info".to_string(),
             Some((bound, at_most)) => {
