@@ -222,6 +222,12 @@ fn checks(r: &mut Results, node: bool) {
             eighty,
         );
         r.check("BentoCache get (object) vs bento get", node::LABELS[2], "bento get User", Cpu, eighty);
-        r.check("BentoCache getOrSet (object) vs bento get_or_set", node::LABELS[3], "bento get_or_set User", Cpu, eighty);
+        r.check(
+            "BentoCache getOrSet (object) vs bento get_or_set",
+            node::LABELS[3],
+            "bento get_or_set User",
+            Cpu,
+            eighty,
+        );
     }
 }

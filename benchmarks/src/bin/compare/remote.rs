@@ -190,7 +190,9 @@ fn plugin_get(s: &Setup, rounds: usize) -> String {
         let driver = s.driver.clone();
         move |_: u64| {
             let driver = driver.clone();
-            async move { black_box(driver.get(KEY).await.expect("plugin get").expect("the key exists")); }
+            async move {
+                black_box(driver.get(KEY).await.expect("plugin get").expect("the key exists"));
+            }
         }
     };
     let raw_get = |connection: &ConnectionManager| {
@@ -216,7 +218,9 @@ fn plugin_get(s: &Setup, rounds: usize) -> String {
             .expect("plugin B driver");
         move |_: u64| {
             let driver = driver.clone();
-            async move { black_box(driver.get(KEY).await.expect("plugin B get").expect("the key exists")); }
+            async move {
+                black_box(driver.get(KEY).await.expect("plugin B get").expect("the key exists"));
+            }
         }
     });
     let rt = &s.runtime;
@@ -270,14 +274,17 @@ fn l2_only_get(s: &Setup, rounds: usize) -> String {
     };
     let direct = move |_: u64| {
         let driver = direct_driver.clone();
-        async move { black_box(driver.get(KEY).await.expect("plugin get").expect("the key exists")); }
+        async move {
+            black_box(driver.get(KEY).await.expect("plugin get").expect("the key exists"));
+        }
     };
     let rt = &s.runtime;
     let mut subjects = Vec::new();
     for (mode, callers) in [("64 tasks", Callers::Tasks), ("64 joined", Callers::Joined)] {
         let (via_bento, direct) = (via_bento.clone(), direct.clone());
         subjects.push(Subject::new(format!("{mode}: plugin driver"), move || round(rt, callers, direct.clone())));
-        subjects.push(Subject::new(format!("{mode}: bento L2-only get"), move || round(rt, callers, via_bento.clone())));
+        subjects
+            .push(Subject::new(format!("{mode}: bento L2-only get"), move || round(rt, callers, via_bento.clone())));
     }
     let mut r = interleaved("bento L2-only get (User) vs the plugin driver directly, 64 callers", rounds, subjects);
     for mode in ["64 tasks", "64 joined"] {
@@ -353,7 +360,8 @@ fn writes(s: &Setup, rounds: usize) -> String {
             let bento = bento.clone();
             let key = format!("miss:{}", fresh());
             async move {
-                let future = bento.get_or_set(&key, |_ctx| async { Ok::<_, BoxError>(User { id: 7, name: "n".into() }) });
+                let future =
+                    bento.get_or_set(&key, |_ctx| async { Ok::<_, BoxError>(User { id: 7, name: "n".into() }) });
                 black_box(future.await.expect("get_or_set"));
             }
         }
@@ -362,7 +370,9 @@ fn writes(s: &Setup, rounds: usize) -> String {
         move |i: u64| {
             let bento = bento.clone();
             let key = format!("set:{}", i % 1000);
-            async move { black_box(bento.set(&key, User { id: i, name: "n".into() }).await.expect("set")); }
+            async move {
+                black_box(bento.set(&key, User { id: i, name: "n".into() }).await.expect("set"));
+            }
         }
     };
     let rt = &s.runtime;
