@@ -3,9 +3,25 @@
 # Redis and PostgreSQL servers for the driver comparisons; Node.js for the
 # BentoCache baseline). Output goes to stdout; numbers are copied by hand
 # into BENCHMARKS.md together with the machine they came from.
+#
+# `scripts/bench.sh compare [--rounds N] [l1] [redis] [rss]` instead runs
+# only the interleaved side-by-side harness of issue 12 (benchmarks/src/bin/
+# compare): bento next to quick_cache, moka, amalgam-cache, BentoCache
+# under Node and raw redis-rs, in alternating rounds, with ratios and their
+# spread. Its report goes to stdout (markdown) and is copied into
+# BENCHMARKS.md with the machine load it prints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/start-services.sh
+
+if [ "${1:-}" = compare ]; then
+  shift
+  cargo build --release -p bento-benchmarks --bin compare -p bento-driver-redis -p bento-bus-redis
+  if command -v node >/dev/null && command -v npm >/dev/null; then
+    (cd benchmarks/node && npm ci --no-audit --no-fund --silent)
+  fi
+  exec target/release/compare "$@"
+fi
 
 plugins=(bento-driver-memory bento-driver-redis bento-driver-postgres bento-driver-mysql bento-driver-file bento-driver-sqlite)
 build=(-p bento-conformance)

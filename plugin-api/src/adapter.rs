@@ -20,7 +20,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn run<T: 'static, F>(needs_runtime: bool, future: F) -> FfiFut<T>
+/// `threads`: the driver's preferred plugin-runtime worker count, used
+/// when this call is the one that starts the runtime.
+fn run<T: 'static, F>(needs_runtime: bool, threads: Option<usize>, future: F) -> FfiFut<T>
 where
     F: Future<Output = DriverResult<T>> + Send + 'static,
 {
@@ -38,7 +40,7 @@ where
         }
         .into_ffi();
     }
-    let runtime = match PluginRuntime::handle() {
+    let runtime = match PluginRuntime::handle_with_threads(threads) {
         Ok(handle) => handle,
         Err(error) => return async move { RResult::RErr(error.into()) }.into_ffi(),
     };
@@ -84,7 +86,7 @@ pub struct DriverAdapter<D> {
 impl<D: CacheDriver> DriverAdapter<D> {
     /// The `create_driver` entry point of a plugin exporting `D`.
     pub fn create(options_json: RString, config: FfiDriverConfig) -> FfiFut<FfiDriverBox> {
-        run(D::NEEDS_RUNTIME, async move {
+        run(D::NEEDS_RUNTIME, D::RUNTIME_THREADS, async move {
             let options: D::Options = parse_options(options_json.as_str())?;
             let config = DriverConfig { default_ttl: ttl_from_ms(config.default_ttl_ms), prefix: config.prefix.into() };
             let driver = D::connect(options, config).await?;
@@ -104,7 +106,7 @@ impl<D: CacheDriver> DriverAdapter<D> {
         let driver = self.driver.clone();
         // The async block defers the call into the guarded poll, so even a
         // driver method that panics before returning its future is caught.
-        run(D::NEEDS_RUNTIME, async move { operation(driver).await })
+        run(D::NEEDS_RUNTIME, D::RUNTIME_THREADS, async move { operation(driver).await })
     }
 }
 
@@ -208,7 +210,7 @@ pub struct BusAdapter<B> {
 impl<B: CacheBus> BusAdapter<B> {
     /// The `create_bus` entry point of a plugin exporting `B`.
     pub fn create(options_json: RString) -> FfiFut<FfiBusBox> {
-        run(true, async move {
+        run(true, None, async move {
             let options: B::Options = parse_options(options_json.as_str())?;
             let bus = B::connect(options).await?;
             Ok(FfiBus_TO::from_value(BusAdapter { bus: Arc::new(bus) }, TD_Opaque))
@@ -221,7 +223,7 @@ impl<B: CacheBus> BusAdapter<B> {
         Fut: Future<Output = DriverResult<T>> + Send + 'static,
     {
         let bus = self.bus.clone();
-        run(true, async move { operation(bus).await })
+        run(true, None, async move { operation(bus).await })
     }
 }
 

@@ -60,6 +60,13 @@ pub trait CacheDriver: Send + Sync + Sized + 'static {
     /// switch on every call.
     const NEEDS_RUNTIME: bool = true;
 
+    /// Worker threads the plugin's runtime should have, when this driver
+    /// starts it (`None`: 2, at most the CPU count; the
+    /// `BENTO_PLUGIN_THREADS` environment variable overrides either). A
+    /// driver whose I/O is one connection task (a multiplexed client) is
+    /// best served by 1: a second worker only adds cross-thread wake-ups.
+    const RUNTIME_THREADS: Option<usize> = None;
+
     /// Create the root handle: connect, create tables, etc.
     fn connect(options: Self::Options, config: DriverConfig) -> impl Future<Output = DriverResult<Self>> + Send;
 

@@ -37,8 +37,18 @@ impl PluginRuntime {
     /// config's `plugin_threads`), else `BENTO_PLUGIN_THREADS`, else 2 (at
     /// most the CPU count).
     pub fn handle() -> Result<&'static Handle, DriverError> {
+        Self::handle_with_threads(None)
+    }
+
+    /// Like [`PluginRuntime::handle`], but when this call builds the
+    /// runtime, `preferred` worker threads (if given) replace the default of
+    /// 2; the host's `plugin_threads` ([`PluginRuntime::configure`]), then
+    /// `BENTO_PLUGIN_THREADS`, still win. The adapter passes
+    /// [`crate::CacheDriver::RUNTIME_THREADS`].
+    pub fn handle_with_threads(preferred: Option<usize>) -> Result<&'static Handle, DriverError> {
         let runtime = RUNTIME.get_or_init(|| {
-            let default_threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let default_threads = preferred.filter(|n| *n > 0).unwrap_or(2).min(cpus);
             let configured = CONFIGURED_THREADS.load(Ordering::SeqCst);
             let threads = Some(configured)
                 .filter(|n| *n > 0)
@@ -107,48 +117,52 @@ pub(crate) fn as_plugin_call<R>(call: impl FnOnce() -> R) -> R {
     result
 }
 
-/// Polls `inner` inside the plugin runtime's context and turns a panic
-/// during any poll into a `Panicked` error.
-pub(crate) struct Guarded<F> {
-    runtime: &'static Handle,
-    inner: Option<Pin<Box<F>>>,
+pin_project_lite::pin_project! {
+    /// Polls `inner` inside the plugin runtime's context and turns a panic
+    /// during any poll into a `Panicked` error. The future is held inline
+    /// (the `FfiFuture` around this is the only allocation of a call).
+    pub(crate) struct Guarded<F> {
+        runtime: &'static Handle,
+        #[pin]
+        inner: Option<F>,
+    }
+
+    impl<F> PinnedDrop for Guarded<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Tokio resources deregister from their reactor on drop; do it
+            // in the plugin runtime's context, and never let a panic escape.
+            let this = this.project();
+            let _context = this.runtime.enter();
+            let mut inner = this.inner;
+            let _ = catch_unwind(AssertUnwindSafe(move || inner.set(None)));
+        }
+    }
 }
 
 impl<F> Guarded<F> {
     pub(crate) fn new(runtime: &'static Handle, inner: F) -> Self {
-        Guarded { runtime, inner: Some(Box::pin(inner)) }
+        Guarded { runtime, inner: Some(inner) }
     }
 }
 
 impl<T, F: Future<Output = Result<T, DriverError>>> Future for Guarded<F> {
     type Output = Result<T, DriverError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let runtime = self.runtime;
-        let Some(inner) = self.inner.as_mut() else {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _context = this.runtime.enter();
+        let mut inner = this.inner;
+        let Some(future) = inner.as_mut().as_pin_mut() else {
             return Poll::Ready(Err(DriverError::new(crate::ErrorKind::PANICKED, "future polled after it panicked")));
         };
-        let _context = runtime.enter();
-        match as_plugin_call(|| catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx)))) {
+        match as_plugin_call(|| catch_unwind(AssertUnwindSafe(|| future.poll(cx)))) {
             Ok(poll) => poll,
             Err(payload) => {
                 // The future's state is unknown after a panic: drop it here
                 // (still inside the runtime context) and never poll it again.
-                let broken = self.inner.take();
-                let _ = catch_unwind(AssertUnwindSafe(move || drop(broken)));
+                let _ = catch_unwind(AssertUnwindSafe(|| inner.set(None)));
                 Poll::Ready(Err(DriverError::from_panic(payload)))
             }
-        }
-    }
-}
-
-impl<F> Drop for Guarded<F> {
-    fn drop(&mut self) {
-        // Tokio resources deregister from their reactor on drop; do it in
-        // the plugin runtime's context, and never let a panic escape.
-        if let Some(inner) = self.inner.take() {
-            let _context = self.runtime.enter();
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(inner)));
         }
     }
 }

@@ -78,9 +78,13 @@ impl Connection {
             Topology::Single(url) => {
                 let client = redis::Client::open(url.as_str())
                     .map_err(|error| DriverError::invalid_options(format!("invalid option `url`: {error}")))?;
+                // One timer per request: `bounded` (connection + response
+                // timeout) already covers the reply, so redis-rs adds no
+                // response timer of its own. Each (re)connection attempt,
+                // handshake included, keeps redis-rs's connection timeout.
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(connection_timeout))
-                    .set_response_timeout(Some(response_timeout))
+                    .set_response_timeout(None)
                     .set_number_of_retries(RECONNECT_RETRIES)
                     .set_min_delay(Duration::from_millis(50))
                     .set_max_delay(Duration::from_secs(1));

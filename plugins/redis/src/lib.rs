@@ -157,6 +157,11 @@ impl RedisDriver {
 impl CacheDriver for RedisDriver {
     type Options = RedisOptions;
 
+    /// All I/O is one multiplexed connection task (per cluster node in
+    /// cluster mode): one worker drives it with the fewest wake-ups
+    /// (measured in `scripts/bench.sh compare`, BENCHMARKS.md).
+    const RUNTIME_THREADS: Option<usize> = Some(1);
+
     async fn connect(options: RedisOptions, config: DriverConfig) -> DriverResult<Self> {
         let connection = Connection::open(&options).await?;
         Ok(RedisDriver {

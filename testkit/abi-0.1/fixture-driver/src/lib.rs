@@ -50,6 +50,10 @@ struct Shared {
 pub struct BTreeDriver {
     shared: Arc<Shared>,
     prefix: Prefix,
+    /// Applied to `set(.., None)`: the driver contract as it is today (the
+    /// 0.1.0 docs called it informational; the driver, not the ABI, follows
+    /// the newer rule, as an author updating only their code would).
+    default_ttl: Option<Duration>,
 }
 
 impl BTreeDriver {
@@ -84,11 +88,13 @@ impl CacheDriver for BTreeDriver {
             disconnected: AtomicBool::new(false),
             max_key_len: options.max_key_len,
         };
-        Ok(BTreeDriver { shared: Arc::new(shared), prefix: Prefix::new(&config.prefix) })
+        Ok(BTreeDriver { shared: Arc::new(shared), prefix: Prefix::new(&config.prefix), default_ttl: config.default_ttl })
     }
 
     fn namespace(&self, namespace: &str) -> DriverResult<Self> {
-        Ok(BTreeDriver { shared: self.shared.clone(), prefix: self.prefix.namespace(namespace) })
+        // `namespace("")` is the parent's prefix (today's rule).
+        let prefix = if namespace.is_empty() { self.prefix.clone() } else { self.prefix.namespace(namespace) };
+        Ok(BTreeDriver { shared: self.shared.clone(), prefix, default_ttl: self.default_ttl })
     }
 
     async fn get(&self, key: &str) -> DriverResult<Option<Vec<u8>>> {
@@ -114,7 +120,7 @@ impl CacheDriver for BTreeDriver {
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> DriverResult<bool> {
         let key = self.stored_key(key)?;
-        let expires_at = ttl.map(|ttl| Instant::now() + ttl);
+        let expires_at = ttl.or(self.default_ttl).and_then(|ttl| Instant::now().checked_add(ttl));
         self.map()?.insert(key, Stored { value, expires_at });
         Ok(true)
     }

@@ -1,0 +1,270 @@
+//! Interleaved rounds and the numbers reported from them.
+//!
+//! A comparison is a list of subjects; every round runs each subject once,
+//! in order (A, B, C, A, B, C, …), after one discarded warm-up pass, so all
+//! subjects see the same machine load. A ratio is computed per round
+//! (subject / baseline of that round) and reported as the median with the
+//! min–max over the rounds.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+/// One measured run of one subject.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// Wall-clock time of the whole run.
+    pub wall: Duration,
+    /// CPU time the run consumed (per thread, summed over the threads that
+    /// worked; see each section for which threads are counted).
+    pub cpu: Duration,
+    /// Operations completed in the run.
+    pub ops: u64,
+}
+
+impl Sample {
+    /// Wall nanoseconds per operation.
+    pub fn wall_ns(&self) -> f64 {
+        self.wall.as_nanos() as f64 / self.ops as f64
+    }
+
+    /// CPU nanoseconds per operation.
+    pub fn cpu_ns(&self) -> f64 {
+        self.cpu.as_nanos() as f64 / self.ops as f64
+    }
+}
+
+/// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`).
+pub fn thread_cpu() -> Duration {
+    cpu_time::ThreadTime::now().as_duration()
+}
+
+/// CPU time of the whole process, every thread (`CLOCK_PROCESS_CPUTIME_ID`).
+pub fn process_cpu() -> Duration {
+    cpu_time::ProcessTime::now().as_duration()
+}
+
+/// Run `ops` calls of `op` on this thread; CPU time is this thread's.
+pub fn on_this_thread(ops: u64, mut op: impl FnMut(u64)) -> Sample {
+    let (started, cpu) = (Instant::now(), thread_cpu());
+    for i in 0..ops {
+        op(i);
+    }
+    Sample { wall: started.elapsed(), cpu: thread_cpu() - cpu, ops }
+}
+
+/// Run `ops` calls of `op` split over `threads` threads started together;
+/// CPU time is the sum of the worker threads' own CPU time, wall time is
+/// from the first start to the last finish.
+pub fn on_threads(threads: u64, ops: u64, op: impl Fn(u64) + Sync) -> Sample {
+    let per_thread = ops / threads;
+    let barrier = std::sync::Barrier::new(threads as usize + 1);
+    let (wall, cpu) = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|thread| {
+                let (op, barrier) = (&op, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    let cpu = thread_cpu();
+                    for i in 0..per_thread {
+                        op(i * 7 + thread * 500);
+                    }
+                    thread_cpu() - cpu
+                })
+            })
+            .collect();
+        barrier.wait();
+        let started = Instant::now();
+        let cpu: Duration = workers.into_iter().map(|worker| worker.join().expect("bench thread")).sum();
+        (started.elapsed(), cpu)
+    });
+    Sample { wall, cpu, ops: per_thread * threads }
+}
+
+/// One subject: a label per sample its run returns (most return one; a
+/// Node process returns several), and the run itself.
+pub struct Subject<'a> {
+    labels: Vec<String>,
+    run: Box<dyn FnMut() -> Vec<Sample> + 'a>,
+}
+
+impl<'a> Subject<'a> {
+    /// A subject yielding one sample per run.
+    pub fn new(label: impl Into<String>, mut run: impl FnMut() -> Sample + 'a) -> Self {
+        Subject { labels: vec![label.into()], run: Box::new(move || vec![run()]) }
+    }
+
+    /// A subject whose run yields one sample per label, in order.
+    pub fn many(labels: Vec<String>, run: impl FnMut() -> Vec<Sample> + 'a) -> Self {
+        Subject { labels, run: Box::new(run) }
+    }
+}
+
+/// Which number of a sample a ratio compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// CPU time per op: subject / baseline (lower is better for the subject).
+    Cpu,
+    /// Wall time per op: subject / baseline.
+    Wall,
+    /// Throughput: baseline time / subject time (higher is better).
+    Throughput,
+}
+
+impl Metric {
+    fn name(self) -> &'static str {
+        match self {
+            Metric::Cpu => "CPU/op ratio",
+            Metric::Wall => "wall/op ratio",
+            Metric::Throughput => "throughput ratio",
+        }
+    }
+}
+
+/// The samples of every label, round by round.
+pub struct Results {
+    title: String,
+    labels: Vec<String>,
+    /// `samples[label][round]`.
+    samples: Vec<Vec<Sample>>,
+    report: String,
+}
+
+/// Run `subjects` interleaved for `rounds` rounds after one warm-up pass.
+/// `COMPARE_ONLY=text` keeps only the subjects whose label contains `text`
+/// (for profiling one path); ratios naming a dropped subject are skipped.
+pub fn interleaved(title: &str, rounds: usize, mut subjects: Vec<Subject<'_>>) -> Results {
+    if let Ok(only) = std::env::var("COMPARE_ONLY") {
+        subjects.retain(|subject| subject.labels.iter().any(|label| label.contains(&only)));
+    }
+    let labels: Vec<String> = subjects.iter().flat_map(|subject| subject.labels.clone()).collect();
+    let mut samples = vec![Vec::with_capacity(rounds); labels.len()];
+    eprintln!("[{title}] warm-up, then {rounds} interleaved rounds of {} subjects", subjects.len());
+    for subject in &mut subjects {
+        drop((subject.run)());
+    }
+    for round in 0..rounds {
+        let mut index = 0;
+        for subject in &mut subjects {
+            let got = (subject.run)();
+            assert_eq!(got.len(), subject.labels.len(), "subject {:?} returned a wrong sample count", subject.labels);
+            for sample in got {
+                samples[index].push(sample);
+                index += 1;
+            }
+        }
+        eprintln!("[{title}] round {}/{rounds} done", round + 1);
+    }
+    let mut results = Results { title: title.to_string(), labels, samples, report: String::new() };
+    results.table();
+    results
+}
+
+/// Median and range of a list.
+#[derive(Debug, Clone, Copy)]
+pub struct Spread {
+    /// The median.
+    pub median: f64,
+    /// The smallest value.
+    pub min: f64,
+    /// The largest value.
+    pub max: f64,
+}
+
+impl Spread {
+    fn of(mut values: Vec<f64>) -> Spread {
+        values.sort_by(f64::total_cmp);
+        let median = if values.len() % 2 == 1 {
+            values[values.len() / 2]
+        } else {
+            (values[values.len() / 2 - 1] + values[values.len() / 2]) / 2.0
+        };
+        Spread { median, min: values[0], max: values[values.len() - 1] }
+    }
+}
+
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let digits = if self.median >= 100.0 {
+            0
+        } else if self.median >= 10.0 {
+            1
+        } else {
+            3
+        };
+        write!(f, "{:.*} ({:.*}–{:.*})", digits, self.median, digits, self.min, digits, self.max)
+    }
+}
+
+fn ns(value: f64) -> String {
+    if value >= 10_000.0 {
+        format!("{:.1} µs", value / 1000.0)
+    } else if value >= 100.0 {
+        format!("{value:.0} ns")
+    } else {
+        format!("{value:.1} ns")
+    }
+}
+
+impl Results {
+    fn index(&self, label: &str) -> Option<usize> {
+        self.labels.iter().position(|l| l == label)
+    }
+
+    fn table(&mut self) {
+        let rounds = self.samples.first().map_or(0, Vec::len);
+        let _ = writeln!(self.report, "\n### {} ({rounds} interleaved rounds)\n", self.title);
+        let _ = writeln!(self.report, "| subject | wall/op median (min–max) | CPU/op median (min–max) | ops/round |");
+        let _ = writeln!(self.report, "|---|---|---|---|");
+        for (label, samples) in self.labels.iter().zip(&self.samples) {
+            let wall = Spread::of(samples.iter().map(Sample::wall_ns).collect());
+            let cpu = Spread::of(samples.iter().map(Sample::cpu_ns).collect());
+            let _ = writeln!(
+                self.report,
+                "| {label} | {} ({}–{}) | {} ({}–{}) | {} |",
+                ns(wall.median),
+                ns(wall.min),
+                ns(wall.max),
+                ns(cpu.median),
+                ns(cpu.min),
+                ns(cpu.max),
+                samples[0].ops
+            );
+        }
+        let _ = writeln!(self.report);
+    }
+
+    /// The per-round ratio of `subject` to `baseline`.
+    pub fn ratio(&self, subject: &str, baseline: &str, metric: Metric) -> Option<Spread> {
+        let (s, b) = (&self.samples[self.index(subject)?], &self.samples[self.index(baseline)?]);
+        let per_round = s
+            .iter()
+            .zip(b)
+            .map(|(s, b)| match metric {
+                Metric::Cpu => s.cpu_ns() / b.cpu_ns(),
+                Metric::Wall => s.wall_ns() / b.wall_ns(),
+                Metric::Throughput => b.wall_ns() / s.wall_ns(),
+            })
+            .collect();
+        Some(Spread::of(per_round))
+    }
+
+    /// Add a ratio line with its target and verdict to the report.
+    /// `target`: the bound, `at_most` whether the ratio must stay at or
+    /// below it (else at or above). The verdict uses the median.
+    pub fn check(&mut self, what: &str, subject: &str, baseline: &str, metric: Metric, target: Option<(f64, bool)>) {
+        let Some(spread) = self.ratio(subject, baseline, metric) else { return };
+        let verdict = match target {
+            None => "info".to_string(),
+            Some((bound, at_most)) => {
+                let met = if at_most { spread.median <= bound } else { spread.median >= bound };
+                format!("target {} {bound}: {}", if at_most { "≤" } else { "≥" }, if met { "MET" } else { "MISSED" })
+            }
+        };
+        let _ = writeln!(self.report, "- {what}: {} {spread} [{subject} vs {baseline}] — {verdict}", metric.name());
+    }
+
+    /// The section's report so far (markdown).
+    pub fn report(&self) -> &str {
+        &self.report
+    }
+}
