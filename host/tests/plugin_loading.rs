@@ -197,11 +197,24 @@ async fn child_counts_plugin_runtime_threads() {
     let config = format!("plugin_threads = {threads}\n[stores.main]\nl2 = {{ plugin = \"fixture\" }}");
     let bento = bento::Bento::from_config(&config, folder.path()).await.unwrap();
     bento.set("k", 1).await.unwrap();
-    let running = std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .filter(|name| name.trim() == "bento-plugin-rt")
-        .count();
+    let count = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .filter(|name| name.trim() == "bento-plugin-rt")
+            .count()
+    };
+    // A new thread names itself once it runs: on a busy machine a worker
+    // may not have yet, so look again for a while before reporting.
+    let expected: usize = threads.parse().unwrap();
+    let mut running = count();
+    for _ in 0..60 {
+        if running == expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        running = count();
+    }
     println!("PLUGIN THREADS: {running}");
 }
 
