@@ -42,7 +42,7 @@ impl<V> Entry<V> {
 /// every 100 ms and extrapolated in between with the TSC (`quanta`,
 /// ~10 ns). Never behind the wall clock by more than the extrapolation
 /// error over 100 ms, i.e. well under a millisecond.
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     clock::now_ms()
 }
 
@@ -83,7 +83,7 @@ mod clock {
         })
     }
 
-    pub fn now_ms() -> u64 {
+    pub(crate) fn now_ms() -> u64 {
         let anchor = anchor();
         let elapsed = anchor.clock.delta_as_nanos(anchor.origin_raw, anchor.clock.raw());
         let extrapolated = anchor.origin_wall.saturating_add(elapsed);
@@ -98,13 +98,8 @@ mod clock {
 }
 
 /// `now` plus `duration` in ms, saturating.
-pub fn ms_after(now: u64, duration: Duration) -> u64 {
+pub(crate) fn ms_after(now: u64, duration: Duration) -> u64 {
     now.saturating_add(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// Logical expiration for a TTL starting at `now` (`None` = never).
-pub fn logical_expiration(now: u64, ttl: Option<Duration>) -> Option<u64> {
-    ttl.map(|ttl| ms_after(now, ttl))
 }
 
 #[cfg(test)]

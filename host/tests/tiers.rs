@@ -48,7 +48,7 @@ async fn entries_in_l2_use_the_bentocache_layout_and_node_entries_are_read() {
         assert_eq!(json["tags"], serde_json::json!(["users"]));
 
         // An entry as BentoCache (Node) writes it, with a future expiry.
-        let now = bento::entry::now_ms();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
         let node = format!(
             r#"{{"value":{{"name":"Grace"}},"logicalExpiration":{},"tags":[],"createdAt":{now}}}"#,
             now + 60_000

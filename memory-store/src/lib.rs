@@ -49,6 +49,36 @@ pub struct MemoryStoreOptions {
     pub max_entry_size: Option<u64>,
 }
 
+impl MemoryStoreOptions {
+    /// No limits (the default); chain the setters below.
+    ///
+    /// ```
+    /// let options = bento_memory_store::MemoryStoreOptions::new().max_items(10_000).max_entry_size(1 << 20);
+    /// assert_eq!(options.max_items, Some(10_000));
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// At most `items` entries.
+    pub fn max_items(mut self, items: u64) -> Self {
+        self.max_items = Some(items);
+        self
+    }
+
+    /// At most `bytes` bytes in all.
+    pub fn max_size(mut self, bytes: u64) -> Self {
+        self.max_size = Some(bytes);
+        self
+    }
+
+    /// Entries above `bytes` bytes are not stored.
+    pub fn max_entry_size(mut self, bytes: u64) -> Self {
+        self.max_entry_size = Some(bytes);
+        self
+    }
+}
+
 #[derive(Clone)]
 struct SlotWeighter;
 
