@@ -40,7 +40,7 @@ struct Decoded<T>(T);
 
 impl<T: Serialize + Clone + Send + Sync + 'static> Erasable for Decoded<T> {
     fn encode(&self, serializer: &dyn Serializer) -> Result<Vec<u8>, BoxError> {
-        serializer.serialize(&self.0)
+        serializer::encode_value(serializer, &self.0)
     }
 }
 
