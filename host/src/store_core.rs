@@ -63,7 +63,9 @@ impl StoreCore {
     /// The single bus notification point: publish `kind` for `keys` of the
     /// namespace `namespace` (a full prefix), unless the store has no bus.
     /// A failed publish is queued for retry by the bus node; giving up is
-    /// logged, never surfaced (the change itself happened).
+    /// logged, never surfaced (the change itself happened). With the node's
+    /// `background_publish` (the default) this only hands the message to
+    /// the node's ordered outbox.
     pub async fn publish(&self, kind: MessageKind, namespace: &str, keys: Vec<String>) {
         let Some(bus) = &self.bus else { return };
         let message = BusMessage::new(kind, namespace, keys);
@@ -75,7 +77,9 @@ impl StoreCore {
             keys: message.keys.clone(),
         });
         let span = tracing::debug_span!("bento.bus.publish", store = %self.name, kind = ?kind, namespace);
-        if let Err(error) = tracing::Instrument::instrument(bus.publish(&self.name, &message), span).await {
+        if bus.publishes_in_background() {
+            tracing::Instrument::instrument(bus.publish_in_background(&self.name, message), span).await;
+        } else if let Err(error) = tracing::Instrument::instrument(bus.publish(&self.name, &message), span).await {
             tracing::warn!(store = %self.name, %error, "bus notification dropped");
         }
         self.metrics.bus_retry_queue.set(bus.queue_len() as f64);

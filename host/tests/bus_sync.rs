@@ -221,6 +221,8 @@ async fn outage_scenario(bus: BusServer, redis_url: &str, bus_url: &str, proxy: 
     while a.node.stats().queued == 0 {
         assert!(start.elapsed() < DEADLINE, "a's publishes never failed after the cut: {:?}", a.node.stats());
         a.bento.set("probe", probe).await.unwrap();
+        // Notifications leave through the node's outbox, after the write.
+        a.node.flushed().await;
         probe += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -229,6 +231,7 @@ async fn outage_scenario(bus: BusServer, redis_url: &str, bus_url: &str, proxy: 
     a.bento.set("k1", 10u32).await.unwrap();
     a.bento.delete("k2").await.unwrap();
     a_posts.clear().await.unwrap();
+    a.node.flushed().await;
     let during = a.node.stats();
     assert_eq!(during.queued, before.queued + 3, "each notification reported Queued: {during:?}");
     assert_eq!(during.published, before.published, "nothing crosses a cut proxy: {during:?}");

@@ -46,9 +46,11 @@ async fn the_bus_is_not_notified_when_the_l2_write_failed() {
     let store = Store::builder().l1(L1Options::default()).l2(driver.clone()).bus(node.clone());
     let bento = Bento::builder().store("main", store).build().await.unwrap();
     bento.set("a", 1u32).await.unwrap();
+    node.flushed().await;
     assert_eq!(node.stats().published, 1);
     driver.counters.fail(true);
     bento.set("b", 1u32).await.unwrap();
+    node.flushed().await;
     assert_eq!(node.stats().published, 1, "no notification for a write other nodes cannot read");
 }
 

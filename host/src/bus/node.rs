@@ -2,12 +2,12 @@
 //! [`BusMessage`]s into payloads and back, drops its own echoes, and keeps
 //! failed publishes in the retry queue until the transport takes them.
 
-use super::message::{channel_name, decode, encode, BusMessage, DecodeError, SenderId};
+use super::message::{channel_name, decode, encode, BusMessage, DecodeError, MessageKind, SenderId};
 use super::retry::{PendingPublish, Queued, RetryQueue, RetryQueueOptions};
 use super::transport::{BusTransport, PayloadHandler};
 use crate::error::Error;
 use bento_plugin_api::DriverError;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -63,7 +63,7 @@ pub enum BusEvent<'a> {
 pub type BusEventHook = Arc<dyn Fn(&BusEvent<'_>) + Send + Sync>;
 
 /// Options of a [`BusNode`].
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct BusNodeOptions {
     /// Retry of failed publishes. Default: [`RetryQueueOptions::default`].
     pub retry_queue: RetryQueueOptions,
@@ -71,6 +71,23 @@ pub struct BusNodeOptions {
     pub sender_id: Option<SenderId>,
     /// Called for every [`BusEvent`]. Default: `None`.
     pub on_event: Option<BusEventHook>,
+    /// Whether the cache's notifications leave through the node's outbox
+    /// ([`BusNode::publish_in_background`]): a write returns once L1 and L2
+    /// hold it, and its notification follows in order, a round trip later,
+    /// instead of the write waiting for the bus (as FusionCache's
+    /// background backplane operations). Default: `true`.
+    pub background_publish: bool,
+}
+
+impl Default for BusNodeOptions {
+    fn default() -> Self {
+        BusNodeOptions {
+            retry_queue: RetryQueueOptions::default(),
+            sender_id: None,
+            on_event: None,
+            background_publish: true,
+        }
+    }
 }
 
 impl std::fmt::Debug for BusNodeOptions {
@@ -79,6 +96,7 @@ impl std::fmt::Debug for BusNodeOptions {
             .field("retry_queue", &self.retry_queue)
             .field("sender_id", &self.sender_id)
             .field("on_event", &self.on_event.as_ref().map(|_| "Fn"))
+            .field("background_publish", &self.background_publish)
             .finish()
     }
 }
@@ -201,8 +219,66 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Notifications handed over by [`BusNode::publish_in_background`], sent
+/// in order by one drain task at a time.
+#[derive(Default)]
+struct Outbox {
+    state: Mutex<OutboxState>,
+    /// Signalled whenever the outbox becomes empty with no drain running.
+    idle: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct OutboxState {
+    pending: VecDeque<(Arc<str>, BusMessage)>,
+    /// A drain task runs (it takes every message pushed meanwhile).
+    draining: bool,
+}
+
+/// Marks the end of a drain, also when its task is dropped unfinished (its
+/// runtime shut down): the next background publish starts a new one.
+struct Draining<'a>(&'a Outbox);
+
+impl Drop for Draining<'_> {
+    fn drop(&mut self) {
+        let idle = {
+            let mut state = lock(&self.0.state);
+            state.draining = false;
+            state.pending.is_empty()
+        };
+        if idle {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// The most keys one merged outbox message carries.
+const MAX_MERGED_KEYS: usize = 512;
+
+/// Consecutive messages of one store, kind and namespace become one message
+/// with all their keys (one round trip instead of several, at most
+/// [`MAX_MERGED_KEYS`] keys); order is kept.
+fn coalesce(batch: impl IntoIterator<Item = (Arc<str>, BusMessage)>) -> Vec<(Arc<str>, BusMessage)> {
+    let mut merged: Vec<(Arc<str>, BusMessage)> = Vec::new();
+    for (store, message) in batch {
+        if let Some((last_store, last)) = merged.last_mut() {
+            let room = last.keys.len() + message.keys.len() <= MAX_MERGED_KEYS;
+            if *last_store == store && last.kind == message.kind && last.namespace == message.namespace && room {
+                if message.kind != MessageKind::Clear {
+                    last.keys.extend(message.keys);
+                }
+                continue;
+            }
+        }
+        merged.push((store, message));
+    }
+    merged
+}
+
 struct Inner {
     transport: Arc<dyn BusTransport>,
+    outbox: Outbox,
+    background: bool,
     shared: Arc<Shared>,
     options: RetryQueueOptions,
     queue: Mutex<RetryQueue>,
@@ -252,6 +328,8 @@ impl BusNode {
         transport.on_reconnect(Arc::new(move || wake.wake()));
         let inner = Arc::new(Inner {
             transport: Arc::new(transport),
+            outbox: Outbox::default(),
+            background: options.background_publish,
             shared,
             queue: Mutex::new(RetryQueue::new(options.retry_queue.max_size)),
             options: options.retry_queue,
@@ -296,64 +374,80 @@ impl BusNode {
     /// The error is returned only when the message is given up (queue
     /// disabled or `max_size` 0) or the node was disconnected.
     pub async fn publish(&self, store: &str, message: &BusMessage) -> Result<Published, Error> {
-        if self.inner.disconnected.load(Ordering::Acquire) {
-            return Err(DriverError::disconnected().into());
-        }
-        let shared = &self.inner.shared;
-        let channel = channel_name(store);
-        let payload = encode(&shared.sender_id, message);
-        // While earlier messages wait, the bus is known to be down: queue
-        // behind them without trying, so an outage costs each write no
-        // timeout and notifications keep their order. The retry thread
-        // flushes them after the reconnection (or within `retry_interval`).
-        let known_down = self.inner.options.enabled && lock(&self.inner.queue).len() > 0;
-        let error = if known_down {
-            None
-        } else {
-            match self.inner.transport.publish(&channel, payload.clone()).await {
-                Ok(()) => {
-                    shared.counters.published.fetch_add(1, Ordering::Relaxed);
-                    shared.emit(BusEvent::Published { store, message, from_retry_queue: false });
-                    return Ok(Published::Sent);
-                }
-                Err(error) => Some(error),
-            }
-        };
-        let failure = |error: Option<DriverError>| {
-            error.unwrap_or_else(|| DriverError::connection("the bus is down and the retry queue refused the message"))
-        };
-        if !self.inner.options.enabled {
-            return Err(self.give_up(store, message, failure(error)));
-        }
-        let pending = PendingPublish { store: store.to_string(), channel, message: message.clone(), payload };
-        let (outcome, dropped) = {
-            let mut queue = lock(&self.inner.queue);
-            let oldest = queue.front().cloned();
-            let outcome = queue.push(pending);
-            (outcome, oldest.filter(|_| outcome == Queued::DroppedOldest))
-        };
-        if outcome == Queued::Refused {
-            return Err(self.give_up(store, message, failure(error)));
-        }
-        match &error {
-            Some(error) => tracing::warn!(store, %error, "bus publish failed; queued for retry"),
-            None => tracing::debug!(store, "bus is down; queued behind earlier messages"),
-        }
-        shared.counters.queued.fetch_add(1, Ordering::Relaxed);
-        shared.emit(BusEvent::Queued { store, message, error: error.as_ref() });
-        if let Some(dropped) = dropped {
-            shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            shared.emit(BusEvent::Dropped { store: &dropped.store, message: &dropped.message });
-        }
-        Ok(Published::Queued)
+        publish_now(&self.inner, store, message).await
     }
 
-    fn give_up(&self, store: &str, message: &BusMessage, error: DriverError) -> Error {
-        let shared = &self.inner.shared;
-        tracing::warn!(store, %error, "bus publish failed; message dropped");
-        shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
-        shared.emit(BusEvent::Dropped { store, message });
-        error.into()
+    /// True when the cache hands its notifications to
+    /// [`BusNode::publish_in_background`] (see
+    /// [`BusNodeOptions::background_publish`]).
+    pub fn publishes_in_background(&self) -> bool {
+        self.inner.background
+    }
+
+    /// Queue `message` in the node's outbox and return at once: a task on
+    /// the current tokio runtime publishes the outbox in order, as
+    /// [`BusNode::publish`] would (retry queue included), merging
+    /// consecutive messages of one store, kind and namespace into one.
+    /// Outside a tokio runtime, with nothing waiting before it, the
+    /// message is published before this returns. [`BusNode::flushed`]
+    /// waits for the outbox; [`BusNode::disconnect`] sends it first.
+    pub async fn publish_in_background(&self, store: &Arc<str>, message: BusMessage) {
+        if self.inner.disconnected.load(Ordering::Acquire) {
+            tracing::debug!(store = %store, "bus disconnected; notification not sent");
+            return;
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let publish_here = runtime.is_none() && {
+            let state = lock(&self.inner.outbox.state);
+            state.pending.is_empty() && !state.draining
+        };
+        if publish_here {
+            // No runtime to run a drain on, and nothing to keep order with.
+            if let Err(error) = publish_now(&self.inner, store, &message).await {
+                tracing::warn!(store = %store, %error, "bus notification dropped");
+            }
+            return;
+        }
+        let start_drain = {
+            let mut state = lock(&self.inner.outbox.state);
+            state.pending.push_back((store.clone(), message));
+            let start = !state.draining;
+            state.draining = true;
+            start
+        };
+        // Otherwise a drain already runs and takes it.
+        match (start_drain, runtime) {
+            (true, Some(runtime)) => drop(runtime.spawn(drain(self.inner.clone()))),
+            // Without a runtime, what waited before it is sent here too.
+            (true, None) => drain(self.inner.clone()).await,
+            (false, _) => {}
+        }
+    }
+
+    /// Wait until every message handed to [`BusNode::publish_in_background`]
+    /// so far was published (or queued for retry, or dropped).
+    pub async fn flushed(&self) {
+        let outbox = &self.inner.outbox;
+        loop {
+            let idle = outbox.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            let drain_here = {
+                let mut state = lock(&outbox.state);
+                if state.pending.is_empty() && !state.draining {
+                    return;
+                }
+                // No drain runs (its runtime is gone): send the rest here.
+                let drain_here = !state.draining;
+                state.draining = true;
+                drain_here
+            };
+            if drain_here {
+                drain(self.inner.clone()).await;
+            } else {
+                idle.await;
+            }
+        }
     }
 
     /// Hand every message other nodes publish for `store` to `handler`
@@ -405,9 +499,15 @@ impl BusNode {
         flush(&self.inner).await
     }
 
-    /// Stop the retry thread, unsubscribe every store and close the
-    /// transport. Idempotent. Queued messages are dropped.
+    /// Send the outbox ([`BusNode::publish_in_background`]), then stop the
+    /// retry thread, unsubscribe every store and close the transport.
+    /// Idempotent. Messages still in the retry queue are dropped.
     pub async fn disconnect(&self) -> Result<(), Error> {
+        if self.inner.disconnected.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // Notifications of writes already done leave first.
+        self.flushed().await;
         if self.inner.disconnected.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
@@ -419,6 +519,88 @@ impl BusNode {
             }
         }
         Ok(self.inner.transport.disconnect().await?)
+    }
+}
+
+/// [`BusNode::publish`].
+async fn publish_now(inner: &Inner, store: &str, message: &BusMessage) -> Result<Published, Error> {
+    if inner.disconnected.load(Ordering::Acquire) {
+        return Err(DriverError::disconnected().into());
+    }
+    let shared = &inner.shared;
+    let channel = channel_name(store);
+    let payload = encode(&shared.sender_id, message);
+    // While earlier messages wait, the bus is known to be down: queue
+    // behind them without trying, so an outage costs each write no
+    // timeout and notifications keep their order. The retry thread
+    // flushes them after the reconnection (or within `retry_interval`).
+    let known_down = inner.options.enabled && lock(&inner.queue).len() > 0;
+    let error = if known_down {
+        None
+    } else {
+        match inner.transport.publish(&channel, payload.clone()).await {
+            Ok(()) => {
+                shared.counters.published.fetch_add(1, Ordering::Relaxed);
+                shared.emit(BusEvent::Published { store, message, from_retry_queue: false });
+                return Ok(Published::Sent);
+            }
+            Err(error) => Some(error),
+        }
+    };
+    let failure = |error: Option<DriverError>| {
+        error.unwrap_or_else(|| DriverError::connection("the bus is down and the retry queue refused the message"))
+    };
+    if !inner.options.enabled {
+        return Err(give_up(inner, store, message, failure(error)));
+    }
+    let pending = PendingPublish { store: store.to_string(), channel, message: message.clone(), payload };
+    let (outcome, dropped) = {
+        let mut queue = lock(&inner.queue);
+        let oldest = queue.front().cloned();
+        let outcome = queue.push(pending);
+        (outcome, oldest.filter(|_| outcome == Queued::DroppedOldest))
+    };
+    if outcome == Queued::Refused {
+        return Err(give_up(inner, store, message, failure(error)));
+    }
+    match &error {
+        Some(error) => tracing::warn!(store, %error, "bus publish failed; queued for retry"),
+        None => tracing::debug!(store, "bus is down; queued behind earlier messages"),
+    }
+    shared.counters.queued.fetch_add(1, Ordering::Relaxed);
+    shared.emit(BusEvent::Queued { store, message, error: error.as_ref() });
+    if let Some(dropped) = dropped {
+        shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        shared.emit(BusEvent::Dropped { store: &dropped.store, message: &dropped.message });
+    }
+    Ok(Published::Queued)
+}
+
+fn give_up(inner: &Inner, store: &str, message: &BusMessage, error: DriverError) -> Error {
+    let shared = &inner.shared;
+    tracing::warn!(store, %error, "bus publish failed; message dropped");
+    shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+    shared.emit(BusEvent::Dropped { store, message });
+    error.into()
+}
+
+/// Publish the outbox in order until it is empty (one drain at a time; the
+/// caller set `draining`).
+async fn drain(inner: Arc<Inner>) {
+    let _draining = Draining(&inner.outbox);
+    loop {
+        let batch: Vec<_> = {
+            let mut state = lock(&inner.outbox.state);
+            if state.pending.is_empty() {
+                return;
+            }
+            state.pending.drain(..).collect()
+        };
+        for (store, message) in coalesce(batch) {
+            if let Err(error) = publish_now(&inner, &store, &message).await {
+                tracing::warn!(store = %store, %error, "bus notification dropped");
+            }
+        }
     }
 }
 
@@ -583,6 +765,62 @@ mod tests {
         assert_eq!(futures::executor::block_on(a.flush_retry_queue()), 0);
         assert_eq!(received.recv_timeout(WAIT).unwrap(), first);
         assert_eq!(received.recv_timeout(WAIT).unwrap(), second);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn background_publishes_arrive_in_order_merged_per_run_of_one_kind() {
+        let hub = MemoryBus::new();
+        let a = BusNode::new(hub.connect(), Default::default());
+        let b = BusNode::new(hub.connect(), Default::default());
+        let received = subscribed(&b, "s").await;
+        let store: Arc<str> = Arc::from("s");
+        let sent: Vec<(MessageKind, String)> = (0..200)
+            .map(|i| (if i % 7 == 3 { MessageKind::Delete } else { MessageKind::Set }, format!("k{i}")))
+            .collect();
+        for (kind, key) in &sent {
+            a.publish_in_background(&store, BusMessage::new(*kind, "bentocache", vec![key.clone()])).await;
+        }
+        a.flushed().await;
+        let mut arrived = Vec::new();
+        let mut messages = 0;
+        while arrived.len() < sent.len() {
+            let message = received.recv_timeout(WAIT).expect("every key arrives");
+            messages += 1;
+            arrived.extend(message.keys.iter().map(|key| (message.kind, key.clone())));
+        }
+        assert_eq!(arrived, sent, "same order, nothing lost or repeated");
+        assert!(messages <= sent.len());
+        assert_eq!(a.stats().published, messages as u64);
+    }
+
+    #[tokio::test]
+    async fn disconnect_sends_the_outbox_first_and_later_notifications_are_dropped() {
+        let hub = MemoryBus::new();
+        let a = BusNode::new(hub.connect(), Default::default());
+        let b = BusNode::new(hub.connect(), Default::default());
+        let received = subscribed(&b, "s").await;
+        let store: Arc<str> = Arc::from("s");
+        a.publish_in_background(&store, BusMessage::delete("bentocache", vec!["1".into()])).await;
+        a.publish_in_background(&store, BusMessage::clear("bentocache")).await;
+        a.disconnect().await.unwrap();
+        assert_eq!(received.recv_timeout(WAIT).unwrap().keys, ["1"]);
+        assert_eq!(received.recv_timeout(WAIT).unwrap().kind, MessageKind::Clear);
+        a.publish_in_background(&store, BusMessage::delete("bentocache", vec!["2".into()])).await;
+        assert!(received.recv_timeout(Duration::from_millis(100)).is_err());
+    }
+
+    #[test]
+    fn background_publish_without_a_runtime_publishes_before_returning() {
+        let hub = MemoryBus::new();
+        let a = BusNode::new(hub.connect(), Default::default());
+        let b = BusNode::new(hub.connect(), Default::default());
+        let received = futures::executor::block_on(subscribed(&b, "s"));
+        let store: Arc<str> = Arc::from("s");
+        futures::executor::block_on(
+            a.publish_in_background(&store, BusMessage::delete("bentocache", vec!["1".into()])),
+        );
+        assert_eq!(a.stats().published, 1);
+        assert_eq!(received.recv_timeout(WAIT).unwrap().keys, ["1"]);
     }
 
     #[test]
