@@ -47,12 +47,12 @@ impl Serializer for JsonSerializer {
 }
 
 /// Encode `entry` with `serializer`.
-pub fn encode<T: Serialize>(serializer: &dyn Serializer, entry: &Entry<T>) -> Result<Vec<u8>, BoxError> {
+pub(crate) fn encode<T: Serialize>(serializer: &dyn Serializer, entry: &Entry<T>) -> Result<Vec<u8>, BoxError> {
     serializer.serialize(entry)
 }
 
 /// Decode an entry of `T` with `serializer`.
-pub fn decode<T: DeserializeOwned>(serializer: &dyn Serializer, bytes: &[u8]) -> Result<Entry<T>, BoxError> {
+pub(crate) fn decode<T: DeserializeOwned>(serializer: &dyn Serializer, bytes: &[u8]) -> Result<Entry<T>, BoxError> {
     let mut entry = None;
     serializer.deserialize(bytes, &mut |deserializer| {
         entry = Some(erased_serde::deserialize::<Entry<T>>(deserializer)?);
