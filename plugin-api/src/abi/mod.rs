@@ -161,7 +161,7 @@ pub trait FfiDriver: Send + Sync {
 
 /// The message of the `Unsupported` error a driver without
 /// [`Capabilities::LOCK`] returns from the lock methods.
-pub const NO_LOCK: &str = "this driver has no distributed lock (it does not declare Capabilities::LOCK)";
+pub const NO_LOCK: &str = crate::driver::NO_LOCK;
 
 /// An owned driver object.
 pub type FfiDriverBox = FfiDriver_TO<'static, RBox<()>>;
