@@ -63,6 +63,13 @@
 //! | `config` | on | `BentoConfig`, `Bento::from_config`: stores described in TOML over plugins (pulls in `toml`; implies `plugins`) |
 //! | `metrics` | on | counters, gauges and histograms through the `metrics` facade; without it the metric calls compile to nothing |
 //!
+//! With `plugins`, the type pages of these docs end in a long list of
+//! blanket implementations (`AlignerFor`, `SelfOps`, `TypeIdentity`, …):
+//! rustdoc lists every blanket impl of every crate in the dependency graph,
+//! and `abi_stable` brings these. They apply to every type and are not part
+//! of `bento`'s API; FFI types themselves stay in
+//! `bento_plugin_api::abi` and are not re-exported here.
+//!
 //! Not for: blocking callers without a tokio runtime — `get_or_set` runs its
 //! factory on a spawned tokio task (so it can finish after a timeout), so
 //! use it inside a tokio runtime. Plain L1 hits need no runtime.
@@ -70,6 +77,8 @@
 //! Plugins are never unloaded: a library that used thread-locals cannot be
 //! unloaded safely, so once loaded it stays mapped for the life of the
 //! process (loading the same file again returns the same [`Plugin`]).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bento;
 pub mod bus;

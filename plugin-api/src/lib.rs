@@ -73,6 +73,8 @@
 //! }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 #[cfg(feature = "ffi")]
 pub mod abi;
 #[cfg(feature = "ffi")]

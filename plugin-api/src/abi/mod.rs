@@ -36,12 +36,16 @@ pub struct FfiError {
     pub message: RString,
 }
 
+// Plumbing of the boundary: hidden so that the user-facing `DriverError`
+// page (also shown under `bento`) does not list FFI types.
+#[doc(hidden)]
 impl From<DriverError> for FfiError {
     fn from(error: DriverError) -> Self {
         FfiError { kind: error.kind, message: error.message.into() }
     }
 }
 
+#[doc(hidden)]
 impl From<FfiError> for DriverError {
     fn from(error: FfiError) -> Self {
         DriverError { kind: error.kind, message: error.message.into() }
