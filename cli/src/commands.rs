@@ -127,7 +127,7 @@ impl Setup {
         config.stores.retain(|name, _| *name == store);
         config.default = None;
         for store in config.stores.values_mut() {
-            store.options.suppress_l2_errors = Some(false);
+            store.options = std::mem::take(&mut store.options).suppress_l2_errors(false);
         }
         let plugins = Plugin::load_folder(folder)?;
         Ok(Setup { config, store, plugins })

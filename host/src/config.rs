@@ -355,6 +355,6 @@ mod tests {
         assert!(matches!(&config.stores["plugged"].l1, Some(L1Config::Plugin(l1)) if l1.plugin == "memory"));
         assert_eq!(main.l2.as_ref().unwrap().options_json(), r#"{"url":"redis://x"}"#);
         assert_eq!(main.bus.as_ref().unwrap().options_json(), "{}");
-        assert_eq!(main.options.prefix.as_deref(), Some("app"));
+        assert_eq!(main.options.get_prefix(), Some("app"));
     }
 }

@@ -12,7 +12,9 @@
 use crate::l2::L2Driver;
 use crate::native::Native;
 use crate::plugin_info::PluginInfo;
+#[cfg(feature = "plugins")]
 use abi_stable::std_types::{ROption, RString, RVec};
+#[cfg(feature = "plugins")]
 use bento_plugin_api::abi::{
     FfiBusBox, FfiBusHandler, FfiBusHandler_TO, FfiDriverBox, FfiReconnectHandler, FfiReconnectHandler_TO, FfiSetItem,
 };
@@ -38,12 +40,14 @@ impl DriverOptions {
 
 /// A TTL in whole milliseconds, rounded up so that a sub-millisecond TTL
 /// does not become "expire immediately".
+#[cfg(feature = "plugins")]
 pub(crate) fn ttl_to_ms(ttl: Duration) -> u64 {
     let ms = ttl.as_millis();
     let ms = if Duration::from_millis(ms as u64) < ttl { ms + 1 } else { ms };
     u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
+#[cfg(feature = "plugins")]
 fn ffi_ttl(ttl: Option<Duration>) -> ROption<u64> {
     match ttl {
         Some(ttl) => ROption::RSome(ttl_to_ms(ttl)),
@@ -51,6 +55,7 @@ fn ffi_ttl(ttl: Option<Duration>) -> ROption<u64> {
     }
 }
 
+#[cfg(feature = "plugins")]
 fn ffi_keys(keys: &[impl AsRef<str>]) -> RVec<RString> {
     keys.iter().map(|key| RString::from(key.as_ref())).collect()
 }
@@ -67,6 +72,7 @@ pub struct Driver {
 #[derive(Clone)]
 enum Object {
     /// Across the plugin ABI.
+    #[cfg(feature = "plugins")]
     Plugin(Arc<FfiDriverBox>),
     /// A statically linked driver, called directly.
     Native(Arc<dyn L2Driver>),
@@ -83,6 +89,7 @@ impl std::fmt::Debug for Driver {
 }
 
 impl Driver {
+    #[cfg(feature = "plugins")]
     pub(crate) fn new(object: FfiDriverBox, plugin: Arc<PluginInfo>) -> Self {
         Driver { object: Object::Plugin(Arc::new(object)), plugin }
     }
@@ -113,6 +120,7 @@ impl Driver {
     /// A handle on `prefix:namespace` sharing the connection.
     pub fn namespace(&self, namespace: &str) -> Result<Driver, DriverError> {
         let object = match &self.object {
+            #[cfg(feature = "plugins")]
             Object::Plugin(object) => Object::Plugin(Arc::new(object.namespace(namespace.into()).into_result()?)),
             Object::Native(driver) => Object::Native(driver.namespace(namespace)?),
         };
@@ -121,37 +129,44 @@ impl Driver {
 
     /// The value of `key`, if present and not expired.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, DriverError> {
-        let object = match &self.object {
-            Object::Plugin(object) => object,
-            Object::Native(driver) => return driver.get(key).await,
-        };
-        let value = object.get(key.into()).await.into_result()?;
-        Ok(value.into_option().map(RVec::into_vec))
+        match &self.object {
+            #[cfg(feature = "plugins")]
+            Object::Plugin(object) => {
+                let value = object.get(key.into()).await.into_result()?;
+                Ok(value.into_option().map(RVec::into_vec))
+            }
+            Object::Native(driver) => driver.get(key).await,
+        }
     }
 
     /// Values of `keys`, in order.
     pub async fn get_many(&self, keys: &[impl AsRef<str>]) -> Result<Vec<Option<Vec<u8>>>, DriverError> {
-        let object = match &self.object {
-            Object::Plugin(object) => object,
-            Object::Native(driver) => return driver.get_many(&owned_keys(keys)).await,
-        };
-        let values = object.get_many(ffi_keys(keys)).await.into_result()?;
-        Ok(values.into_iter().map(|value| value.into_option().map(RVec::into_vec)).collect())
+        match &self.object {
+            #[cfg(feature = "plugins")]
+            Object::Plugin(object) => {
+                let values = object.get_many(ffi_keys(keys)).await.into_result()?;
+                Ok(values.into_iter().map(|value| value.into_option().map(RVec::into_vec)).collect())
+            }
+            Object::Native(driver) => driver.get_many(&owned_keys(keys)).await,
+        }
     }
 
     /// Get and delete atomically.
     pub async fn pull(&self, key: &str) -> Result<Option<Vec<u8>>, DriverError> {
-        let object = match &self.object {
-            Object::Plugin(object) => object,
-            Object::Native(driver) => return driver.pull(key).await,
-        };
-        let value = object.pull(key.into()).await.into_result()?;
-        Ok(value.into_option().map(RVec::into_vec))
+        match &self.object {
+            #[cfg(feature = "plugins")]
+            Object::Plugin(object) => {
+                let value = object.pull(key.into()).await.into_result()?;
+                Ok(value.into_option().map(RVec::into_vec))
+            }
+            Object::Native(driver) => driver.pull(key).await,
+        }
     }
 
     /// Store `value` for `ttl` (`None` = forever); true when stored.
     pub async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<bool, DriverError> {
         match &self.object {
+            #[cfg(feature = "plugins")]
             Object::Plugin(object) => Ok(object.set(key.into(), value.into(), ffi_ttl(ttl)).await.into_result()?),
             Object::Native(driver) => driver.set(key, value, ttl).await,
         }
@@ -159,20 +174,27 @@ impl Driver {
 
     /// Store many entries; true when all were stored.
     pub async fn set_many(&self, items: Vec<SetItem>) -> Result<bool, DriverError> {
-        let object = match &self.object {
-            Object::Plugin(object) => object,
-            Object::Native(driver) => return driver.set_many(items).await,
-        };
-        let items = items
-            .into_iter()
-            .map(|item| FfiSetItem { key: item.key.into(), value: item.value.into(), ttl_ms: ffi_ttl(item.ttl) })
-            .collect();
-        Ok(object.set_many(items).await.into_result()?)
+        match &self.object {
+            #[cfg(feature = "plugins")]
+            Object::Plugin(object) => {
+                let items = items
+                    .into_iter()
+                    .map(|item| FfiSetItem {
+                        key: item.key.into(),
+                        value: item.value.into(),
+                        ttl_ms: ffi_ttl(item.ttl),
+                    })
+                    .collect();
+                Ok(object.set_many(items).await.into_result()?)
+            }
+            Object::Native(driver) => driver.set_many(items).await,
+        }
     }
 
     /// True iff `get` would return a value.
     pub async fn has(&self, key: &str) -> Result<bool, DriverError> {
         match &self.object {
+            #[cfg(feature = "plugins")]
             Object::Plugin(object) => Ok(object.has(key.into()).await.into_result()?),
             Object::Native(driver) => driver.has(key).await,
         }
@@ -181,6 +203,7 @@ impl Driver {
     /// True iff the key existed.
     pub async fn delete(&self, key: &str) -> Result<bool, DriverError> {
         match &self.object {
+            #[cfg(feature = "plugins")]
             Object::Plugin(object) => Ok(object.delete(key.into()).await.into_result()?),
             Object::Native(driver) => driver.delete(key).await,
         }
@@ -189,6 +212,7 @@ impl Driver {
     /// How many of `keys` existed.
     pub async fn delete_many(&self, keys: &[impl AsRef<str>]) -> Result<u64, DriverError> {
         match &self.object {
+            #[cfg(feature = "plugins")]
             Object::Plugin(object) => Ok(object.delete_many(ffi_keys(keys)).await.into_result()?),
             Object::Native(driver) => driver.delete_many(&owned_keys(keys)).await,
         }
@@ -197,6 +221,7 @@ impl Driver {
     /// Remove everything under this handle's prefix.
     pub async fn clear(&self) -> Result<(), DriverError> {
         match &self.object {
+            #[cfg(feature = "plugins")]
             Object::Plugin(object) => Ok(object.clear().await.into_result()?),
             Object::Native(driver) => driver.clear().await,
         }
@@ -205,6 +230,7 @@ impl Driver {
     /// Remove expired entries from storage.
     pub async fn prune(&self) -> Result<(), DriverError> {
         match &self.object {
+            #[cfg(feature = "plugins")]
             Object::Plugin(object) => Ok(object.prune().await.into_result()?),
             Object::Native(driver) => driver.prune().await,
         }
@@ -213,6 +239,7 @@ impl Driver {
     /// Close connections; idempotent.
     pub async fn disconnect(&self) -> Result<(), DriverError> {
         match &self.object {
+            #[cfg(feature = "plugins")]
             Object::Plugin(object) => Ok(object.disconnect().await.into_result()?),
             Object::Native(driver) => driver.disconnect().await,
         }
@@ -222,6 +249,7 @@ impl Driver {
     /// against plugin-api 0.1.0 declares nothing.
     pub fn capabilities(&self) -> Capabilities {
         match &self.object {
+            #[cfg(feature = "plugins")]
             Object::Plugin(object) => object.capabilities(),
             Object::Native(driver) => driver.capabilities(),
         }
@@ -242,6 +270,7 @@ impl Driver {
     /// this is an `Unsupported` error.
     pub async fn try_lock(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, DriverError> {
         match &self.object {
+            #[cfg(feature = "plugins")]
             Object::Plugin(object) => {
                 Ok(object.try_lock(key.into(), owner.into(), ttl_to_ms(ttl).max(1)).await.into_result()?)
             }
@@ -253,22 +282,27 @@ impl Driver {
     /// Without [`Driver::supports_lock`] this is an `Unsupported` error.
     pub async fn unlock(&self, key: &str, owner: &str) -> Result<bool, DriverError> {
         match &self.object {
+            #[cfg(feature = "plugins")]
             Object::Plugin(object) => Ok(object.unlock(key.into(), owner.into()).await.into_result()?),
             Object::Native(driver) => driver.unlock(key, owner).await,
         }
     }
 }
 
+#[cfg(feature = "plugins")]
 struct MessageCallback<F>(F);
 
+#[cfg(feature = "plugins")]
 impl<F: Fn(&str, Vec<u8>) + Send + Sync + 'static> FfiBusHandler for MessageCallback<F> {
     fn on_message(&self, channel: abi_stable::std_types::RStr<'_>, payload: RVec<u8>) {
         (self.0)(channel.as_str(), payload.into_vec())
     }
 }
 
+#[cfg(feature = "plugins")]
 struct ReconnectCallback<F>(F);
 
+#[cfg(feature = "plugins")]
 impl<F: Fn() + Send + Sync + 'static> FfiReconnectHandler for ReconnectCallback<F> {
     fn on_reconnect(&self) {
         (self.0)()
@@ -276,18 +310,21 @@ impl<F: Fn() + Send + Sync + 'static> FfiReconnectHandler for ReconnectCallback<
 }
 
 /// A bus created by a plugin. Cheap to clone.
+#[cfg(feature = "plugins")]
 #[derive(Clone)]
 pub struct Bus {
     object: Arc<FfiBusBox>,
     plugin: Arc<PluginInfo>,
 }
 
+#[cfg(feature = "plugins")]
 impl std::fmt::Debug for Bus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bus").field("plugin", &self.plugin.name).finish()
     }
 }
 
+#[cfg(feature = "plugins")]
 impl Bus {
     pub(crate) fn new(object: FfiBusBox, plugin: Arc<PluginInfo>) -> Self {
         Bus { object: Arc::new(object), plugin }
@@ -331,7 +368,7 @@ impl Bus {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "plugins"))]
 mod tests {
     use super::ttl_to_ms;
     use std::time::Duration;

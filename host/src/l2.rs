@@ -201,7 +201,15 @@ impl L2Shared {
                 None => self.call("delete", timeout, driver.delete(key)).await.map(drop),
             },
             PendingOp::Delete => self.call("delete", timeout, driver.delete(key)).await.map(drop),
-            PendingOp::Expire { at, grace } => self.expire(driver, key, *at, *grace, timeout).await.map(drop),
+            PendingOp::Expire { at, grace } => match self.expire(driver, key, *at, *grace, timeout).await {
+                Ok(_) => Ok(()),
+                Err(ExpireError::Driver(error)) => Err(error),
+                // Replaying again would fail the same way: give up on it.
+                Err(ExpireError::Serialization(error)) => {
+                    tracing::warn!(store = %self.metrics.store(), key, %error, "dropping a queued expire: the entry does not re-encode");
+                    Ok(())
+                }
+            },
             PendingOp::Clear => self.call("clear", timeout, driver.clear()).await,
         }
     }
@@ -215,7 +223,7 @@ impl L2Shared {
         at: u64,
         grace: Option<Duration>,
         timeout: Option<Duration>,
-    ) -> Result<bool, DriverError> {
+    ) -> Result<bool, ExpireError> {
         let Some(bytes) = self.call("get", timeout, driver.get(key)).await? else { return Ok(false) };
         let serializer = &*self.serializer;
         let Ok(mut entry) = serializer::decode::<serde_json::Value>(serializer, &bytes) else { return Ok(false) };
@@ -233,10 +241,23 @@ impl L2Shared {
             self.call("delete", timeout, driver.delete(key)).await?;
             return Ok(true);
         };
-        let bytes = serializer::encode(serializer, &entry)
-            .map_err(|error| DriverError::backend(format!("re-encoding {key}: {error}")))?;
+        let bytes = serializer::encode(serializer, &entry).map_err(ExpireError::Serialization)?;
         self.call("set", timeout, driver.set(key, bytes, ttl)).await?;
         Ok(true)
+    }
+}
+
+/// Why an L2 `expire` failed: the driver, or the serializer re-encoding the
+/// expired entry (not an L2 error: neither retried nor suppressed).
+#[derive(Debug)]
+pub(crate) enum ExpireError {
+    Driver(DriverError),
+    Serialization(crate::error::BoxError),
+}
+
+impl From<DriverError> for ExpireError {
+    fn from(error: DriverError) -> Self {
+        ExpireError::Driver(error)
     }
 }
 
@@ -471,7 +492,7 @@ impl L2 {
         at: u64,
         grace: Option<Duration>,
         timeout: Option<Duration>,
-    ) -> Result<Option<bool>, DriverError> {
+    ) -> Result<Option<bool>, ExpireError> {
         let full_key = self.full_key(key);
         let op = || PendingOp::Expire { at, grace };
         if self.shared.recovery.blocks(&full_key) {
@@ -480,10 +501,11 @@ impl L2 {
         }
         match self.shared.expire(&*self.driver, key, at, grace, timeout).await {
             Ok(found) => Ok(Some(found)),
-            Err(error) => {
+            Err(ExpireError::Driver(error)) => {
                 self.queue(Target::Key(full_key), key, op());
-                Err(error)
+                Err(ExpireError::Driver(error))
             }
+            Err(error) => Err(error),
         }
     }
 

@@ -51,9 +51,24 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Cargo features: `config` (default) provides [`BentoConfig`] and
-//! [`Bento::from_config`] and pulls in `toml`; turn default features off
-//! when stores are built in code only.
+//! ## Cargo features
+//!
+//! All on by default; `default-features = false` leaves the cache itself
+//! (L1, any [`L2Driver`], [`Native`] drivers and buses, the bus node),
+//! without `abi_stable`, `libloading`, `async-ffi`, `toml` or `metrics`.
+//!
+//! | feature | default | what it brings |
+//! |---|---|---|
+//! | `plugins` | on | loading drivers and buses from plugin files: `Plugin`, `PluginSet`, `Bus`, `StoreBuilder::bus_plugin` (pulls in `abi_stable`, `libloading`, `async-ffi`) |
+//! | `config` | on | `BentoConfig`, `Bento::from_config`: stores described in TOML over plugins (pulls in `toml`; implies `plugins`) |
+//! | `metrics` | on | counters, gauges and histograms through the `metrics` facade; without it the metric calls compile to nothing |
+//!
+//! With `plugins`, the type pages of these docs end in a long list of
+//! blanket implementations (`AlignerFor`, `SelfOps`, `TypeIdentity`, …):
+//! rustdoc lists every blanket impl of every crate in the dependency graph,
+//! and `abi_stable` brings these. They apply to every type and are not part
+//! of `bento`'s API; FFI types themselves stay in
+//! `bento_plugin_api::abi` and are not re-exported here.
 //!
 //! Not for: blocking callers without a tokio runtime — `get_or_set` runs its
 //! factory on a spawned tokio task (so it can finish after a timeout), so
@@ -62,6 +77,8 @@
 //! Plugins are never unloaded: a library that used thread-locals cannot be
 //! unloaded safely, so once loaded it stays mapped for the life of the
 //! process (loading the same file again returns the same [`Plugin`]).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bento;
 pub mod bus;
@@ -83,7 +100,9 @@ mod native;
 mod ops;
 pub mod options;
 mod ordering;
+#[cfg(feature = "plugins")]
 mod plugin;
+#[cfg(feature = "plugins")]
 mod plugin_file;
 mod plugin_info;
 mod read;
@@ -102,7 +121,9 @@ pub use bento_plugin_api::{CacheBus, CacheDriver, Capabilities, DriverError, Err
 pub use cache::{Cache, CacheValue};
 #[cfg(feature = "config")]
 pub use config::{BentoConfig, L1Config, PluginRef, StoreConfig};
-pub use driver::{Bus, Driver, DriverOptions};
+#[cfg(feature = "plugins")]
+pub use driver::Bus;
+pub use driver::{Driver, DriverOptions};
 pub use entry::Entry;
 pub use error::{BoxError, Error};
 pub use events::{CacheEvent, Layer};
@@ -114,7 +135,9 @@ pub use l2::L2Driver;
 pub use native::{Native, NativeBus};
 pub use ops::{CacheFuture, Get, GetOrSet, Set};
 pub use options::CacheOptions;
-pub use plugin::{plugin_file_name, plugin_files, Plugin, PluginInfo, PluginKind, PluginSet};
+#[cfg(feature = "plugins")]
+pub use plugin::{plugin_file_name, plugin_files, Plugin, PluginKind, PluginSet};
+pub use plugin_info::PluginInfo;
 pub use serializer::{JsonSerializer, Serializer};
 pub use store::{Store, StoreBuilder};
 pub use store_core::FactoryErrorHook;

@@ -207,10 +207,13 @@ impl<'a, T: CacheValue, F: Factory<T>> IntoFuture for GetOrSet<'a, T, F> {
 
     #[inline]
     fn into_future(self) -> Self::IntoFuture {
-        let force_fresh =
-            self.options.as_ref().and_then(|options| options.force_fresh).unwrap_or(self.cache.settings().force_fresh);
+        let force_fresh = self
+            .options
+            .as_ref()
+            .and_then(|options| options.get_force_fresh())
+            .unwrap_or(self.cache.settings().force_fresh);
         let eager_refresh = match &self.options {
-            Some(options) => options.eager_refresh.or(self.cache.settings().eager_refresh),
+            Some(options) => options.get_eager_refresh().or(self.cache.settings().eager_refresh),
             None => self.cache.settings().eager_refresh,
         };
         let seen = match force_fresh {

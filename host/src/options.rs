@@ -24,119 +24,82 @@ pub const DEFAULT_L2_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_AUTO_RECOVERY_MAX_ITEMS: usize = 10_000;
 
 /// Options that override the layer below (operation > store > global >
-/// defaults). Every field left `None` inherits.
+/// defaults). Everything not set inherits.
+///
+/// Set options with the chained setters below; each setter's name is also
+/// the option's key in a config file (`ttl = "10m"`, `grace = false`).
+/// `get_*` methods read back what a layer sets (`None` = inherits).
 ///
 /// ```
 /// use bento::CacheOptions;
 /// use std::time::Duration;
 ///
 /// let options = CacheOptions::new().ttl(Duration::from_secs(60)).grace(Duration::from_secs(3600));
-/// assert_eq!(options.ttl, Some(Some(Duration::from_secs(60))));
+/// assert_eq!(options.get_ttl(), Some(Some(Duration::from_secs(60))));
+/// assert_eq!(options.get_prefix(), None);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheOptions {
-    /// Logical time to live; `Some(None)` = forever. Default: 30 min.
+    // Each field: `None` = inherit. For `Option<Option<Duration>>` fields,
+    // `Some(None)` = explicitly none (forever, disabled, unbounded). The
+    // setters document what each one means.
     #[serde(default, with = "optional_ttl")]
-    pub ttl: Option<Option<Duration>>,
-    /// How long a logically expired entry may still be served; `Some(None)`
-    /// disables grace. Default: disabled.
+    ttl: Option<Option<Duration>>,
     #[serde(default, with = "optional_ttl")]
-    pub grace: Option<Option<Duration>>,
-    /// After a factory failure served a graced value, the entry is fresh
-    /// again until now + this. Default: 10 s.
+    grace: Option<Option<Duration>>,
     #[serde(default, with = "optional_duration")]
-    pub grace_backoff: Option<Duration>,
-    /// Soft timeout: with a graced value, wait this long for the factory,
-    /// then serve the stale value while the factory finishes in the
-    /// background. Zero = stale-while-revalidate; `Some(None)` = always
-    /// wait. Default: 0.
+    grace_backoff: Option<Duration>,
     #[serde(default, with = "optional_ttl")]
-    pub timeout: Option<Option<Duration>>,
-    /// Fail with `Error::HardTimeout` when the factory takes longer (it
-    /// still finishes and its value is cached). Default: none.
+    timeout: Option<Option<Duration>>,
     #[serde(default, with = "optional_ttl")]
-    pub hard_timeout: Option<Option<Duration>>,
-    /// Fail with `Error::LockTimeout` (or serve a graced value) when
-    /// waiting for another caller computing the same key takes longer.
-    /// Default: none.
+    hard_timeout: Option<Option<Duration>>,
     #[serde(default, with = "optional_ttl")]
-    pub lock_timeout: Option<Option<Duration>>,
-    /// Log L2 errors and carry on with L1 instead of returning them.
-    /// Default: true when the store has an L1, false otherwise.
+    lock_timeout: Option<Option<Duration>>,
     #[serde(default)]
-    pub suppress_l2_errors: Option<bool>,
-    /// After an L2 error, skip L2 for this long. Default: none (never skip).
+    suppress_l2_errors: Option<bool>,
     #[serde(default, with = "optional_ttl")]
-    pub l2_circuit_breaker_duration: Option<Option<Duration>>,
-    /// Time limit of each L2 call; a call past it fails with a `TIMEOUT`
-    /// driver error, which counts as an L2 error (breaker, grace and
-    /// suppression apply). `Some(None)` = unbounded. Default: 5 s.
+    l2_circuit_breaker_duration: Option<Option<Duration>>,
     #[serde(default, with = "optional_ttl")]
-    pub l2_timeout: Option<Option<Duration>>,
-    /// How many failed L2 writes/invalidations (one per key, the last one
-    /// wins) the auto-recovery queue keeps for replay; past it the oldest
-    /// is dropped with a warning and the `bento_auto_recovery_dropped_total`
-    /// metric. 0 disables auto-recovery. Store/global level only. Default:
-    /// 10 000.
+    l2_timeout: Option<Option<Duration>>,
     #[serde(default)]
-    pub auto_recovery_max_items: Option<usize>,
-    /// A value that does not decode as the requested type (another type,
-    /// corrupt or foreign data) fails the read with `Error::Serialization`
-    /// instead of reading as a miss (logged once per key, counted in
-    /// `bento_decode_failures_total`, `CacheEvent::DecodeFailed`).
-    /// Default: false.
+    auto_recovery_max_items: Option<usize>,
     #[serde(default)]
-    pub strict_decoding: Option<bool>,
-    /// Spans carry the key itself (`key`) instead of a hash of it
-    /// (`key_hash`); keys may be personal data. Store/global level only.
-    /// Default: false.
+    strict_decoding: Option<bool>,
     #[serde(default)]
-    pub record_keys: Option<bool>,
-    /// Each write's logical TTL gets a random extra in `[0, jitter_max]`,
-    /// so entries written together do not all expire together. Default:
-    /// none.
+    record_keys: Option<bool>,
     #[serde(default, with = "optional_ttl")]
-    pub jitter_max: Option<Option<Duration>>,
-    /// `get_or_set`: a hit after this fraction of the entry's TTL (0 < f
-    /// < 1, e.g. 0.8) returns the value at once and refreshes it in the
-    /// background, once (stampede-protected). Default: none.
+    jitter_max: Option<Option<Duration>>,
     #[serde(default)]
-    pub eager_refresh: Option<f64>,
-    /// `get_or_set`: the lock of a missing key is fleet-wide, held in L2
-    /// through the driver's lock (`Capabilities::LOCK`), so one instance
-    /// of the fleet runs the factory and the others read its value from
-    /// L2. Building a store with it fails when its L2 declares no lock.
-    /// Store/global level only. Default: false.
+    eager_refresh: Option<f64>,
     #[serde(default)]
-    pub distributed_lock: Option<bool>,
-    /// How long a fleet-wide lock lives without being released: a holder
-    /// that crashed blocks the key at most this long. Store/global level
-    /// only. Default: 10 s.
+    distributed_lock: Option<bool>,
     #[serde(default, with = "optional_duration")]
-    pub distributed_lock_ttl: Option<Duration>,
-    /// Key prefix of the store (store/global level only). Default:
-    /// `"bentocache"`.
+    distributed_lock_ttl: Option<Duration>,
     #[serde(default)]
-    pub prefix: Option<String>,
-    /// `get_or_set`: run the factory even when a fresh value exists.
-    /// Default: false.
+    prefix: Option<String>,
+    // Per-operation only: not read from config files.
     #[serde(skip)]
-    pub force_fresh: Option<bool>,
-    /// Writes: do not write L2 (L1 only). Default: false.
+    force_fresh: Option<bool>,
     #[serde(skip)]
-    pub skip_l2_write: Option<bool>,
-    /// Writes: do not notify the bus. Default: false.
+    skip_l2_write: Option<bool>,
     #[serde(skip)]
-    pub skip_bus_notify: Option<bool>,
+    skip_bus_notify: Option<bool>,
 }
 
-macro_rules! setter {
-    ($(#[$doc:meta])* $name:ident: $ty:ty => $field:ident = $value:expr) => {
+/// A setter `name(value) -> Self` storing `Some(value)`, and a getter
+/// `get_name() -> Option<..>` returning what this layer sets.
+macro_rules! option {
+    ($(#[$doc:meta])* $name:ident, $getter:ident: $ty:ty => $field:ident: $stored:ty = $value:expr) => {
         $(#[$doc])*
         pub fn $name(mut self, $field: $ty) -> Self {
             self.$field = Some($value);
             self
+        }
+
+        #[doc = concat!("What this layer sets for [`", stringify!($name), "`](Self::", stringify!($name), "); `None` = inherits.")]
+        pub fn $getter(&self) -> Option<$stored> {
+            self.$field
         }
     };
 }
@@ -147,62 +110,167 @@ impl CacheOptions {
         Self::default()
     }
 
-    setter!(/// Logical TTL.
-        ttl: Duration => ttl = Some(ttl));
-    setter!(/// Enable grace for this long.
-        grace: Duration => grace = Some(grace));
-    setter!(/// Grace backoff after a failed refresh.
-        grace_backoff: Duration => grace_backoff = grace_backoff);
-    setter!(/// Soft timeout (zero = stale-while-revalidate).
-        timeout: Duration => timeout = Some(timeout));
-    setter!(/// Hard timeout of the factory.
-        hard_timeout: Duration => hard_timeout = Some(hard_timeout));
-    setter!(/// Maximum wait for the per-key lock.
-        lock_timeout: Duration => lock_timeout = Some(lock_timeout));
-    setter!(/// Whether L2 errors are logged and ignored.
-        suppress_l2_errors: bool => suppress_l2_errors = suppress_l2_errors);
-    setter!(/// Circuit breaker duration after an L2 error.
-        l2_circuit_breaker_duration: Duration => l2_circuit_breaker_duration = Some(l2_circuit_breaker_duration));
-    setter!(/// Time limit of each L2 call.
-        l2_timeout: Duration => l2_timeout = Some(l2_timeout));
-    setter!(/// Bound of the auto-recovery queue (0 disables it).
-        auto_recovery_max_items: usize => auto_recovery_max_items = auto_recovery_max_items);
-    setter!(/// Fail reads of values that do not decode instead of missing.
-        strict_decoding: bool => strict_decoding = strict_decoding);
-    setter!(/// Record keys in spans (instead of their hash).
-        record_keys: bool => record_keys = record_keys);
-    setter!(/// Random extra TTL in `[0, jitter_max]` per write.
-        jitter_max: Duration => jitter_max = Some(jitter_max));
-    setter!(/// Refresh in the background after this fraction of the TTL.
-        eager_refresh: f64 => eager_refresh = eager_refresh);
-    setter!(/// Fleet-wide stampede protection through the L2 driver's lock.
-        distributed_lock: bool => distributed_lock = distributed_lock);
-    setter!(/// Lifetime of a fleet-wide lock.
-        distributed_lock_ttl: Duration => distributed_lock_ttl = distributed_lock_ttl);
-    setter!(/// Key prefix of the store.
-        prefix: impl Into<String> => prefix = prefix.into());
-    setter!(/// Run the factory even if a fresh value exists.
-        force_fresh: bool => force_fresh = force_fresh);
-    setter!(/// Do not write L2.
-        skip_l2_write: bool => skip_l2_write = skip_l2_write);
-    setter!(/// Do not notify the bus.
-        skip_bus_notify: bool => skip_bus_notify = skip_bus_notify);
+    option!(
+        /// Logical time to live: after it the entry is stale (served only
+        /// within [`grace`](Self::grace)). See [`forever`](Self::forever).
+        /// Default: 30 min.
+        ttl, get_ttl: Duration => ttl: Option<Duration> = Some(ttl));
+    option!(
+        /// How long a logically expired entry may still be served (when the
+        /// factory or L2 fails). See [`no_grace`](Self::no_grace).
+        /// Default: disabled.
+        grace, get_grace: Duration => grace: Option<Duration> = Some(grace));
+    option!(
+        /// After a factory failure served a graced value, the entry is fresh
+        /// again until now + this. Default: 10 s.
+        grace_backoff, get_grace_backoff: Duration => grace_backoff: Duration = grace_backoff);
+    option!(
+        /// Soft timeout: with a graced value, wait this long for the
+        /// factory, then serve the stale value while the factory finishes in
+        /// the background. Zero = stale-while-revalidate; see
+        /// [`no_timeout`](Self::no_timeout). Default: 0.
+        timeout, get_timeout: Duration => timeout: Option<Duration> = Some(timeout));
+    option!(
+        /// Fail with `Error::HardTimeout` when the factory takes longer (it
+        /// still finishes and its value is cached). See
+        /// [`no_hard_timeout`](Self::no_hard_timeout). Default: none.
+        hard_timeout, get_hard_timeout: Duration => hard_timeout: Option<Duration> = Some(hard_timeout));
+    option!(
+        /// Fail with `Error::LockTimeout` (or serve a graced value) when
+        /// waiting for another caller computing the same key takes longer.
+        /// See [`no_lock_timeout`](Self::no_lock_timeout). Default: none.
+        lock_timeout, get_lock_timeout: Duration => lock_timeout: Option<Duration> = Some(lock_timeout));
+    option!(
+        /// Log L2 errors and carry on with L1 instead of returning them.
+        /// Default: true when the store has an L1, false otherwise.
+        suppress_l2_errors, get_suppress_l2_errors: bool => suppress_l2_errors: bool = suppress_l2_errors);
+    option!(
+        /// After an L2 error, skip L2 for this long. Store/global level
+        /// only. See [`no_l2_circuit_breaker`](Self::no_l2_circuit_breaker).
+        /// Default: none (never skip).
+        l2_circuit_breaker_duration, get_l2_circuit_breaker_duration: Duration
+            => l2_circuit_breaker_duration: Option<Duration> = Some(l2_circuit_breaker_duration));
+    option!(
+        /// Time limit of each L2 call; a call past it fails with a `TIMEOUT`
+        /// driver error, which counts as an L2 error (breaker, grace and
+        /// suppression apply). See [`no_l2_timeout`](Self::no_l2_timeout).
+        /// Default: 5 s.
+        l2_timeout, get_l2_timeout: Duration => l2_timeout: Option<Duration> = Some(l2_timeout));
+    option!(
+        /// How many failed L2 writes/invalidations (one per key, the last
+        /// one wins) the auto-recovery queue keeps for replay; past it the
+        /// oldest is dropped with a warning and the
+        /// `bento_auto_recovery_dropped_total` metric. 0 disables
+        /// auto-recovery. Store/global level only. Default: 10 000.
+        auto_recovery_max_items, get_auto_recovery_max_items: usize
+            => auto_recovery_max_items: usize = auto_recovery_max_items);
+    option!(
+        /// A value that does not decode as the requested type (another type,
+        /// corrupt or foreign data) fails the read with
+        /// `Error::Serialization` instead of reading as a miss (logged once
+        /// per key, counted in `bento_decode_failures_total`,
+        /// `CacheEvent::DecodeFailed`). Default: false.
+        strict_decoding, get_strict_decoding: bool => strict_decoding: bool = strict_decoding);
+    option!(
+        /// Spans carry the key itself (`key`) instead of a hash of it
+        /// (`key_hash`); keys may be personal data. Store/global level only.
+        /// Default: false.
+        record_keys, get_record_keys: bool => record_keys: bool = record_keys);
+    option!(
+        /// Each write's logical TTL gets a random extra in
+        /// `[0, jitter_max]`, so entries written together do not all expire
+        /// together. See [`no_jitter`](Self::no_jitter). Default: none.
+        jitter_max, get_jitter_max: Duration => jitter_max: Option<Duration> = Some(jitter_max));
+    option!(
+        /// `get_or_set`: a hit after this fraction of the entry's TTL
+        /// (0 < f < 1, e.g. 0.8) returns the value at once and refreshes it
+        /// in the background, once (stampede-protected). Default: none.
+        eager_refresh, get_eager_refresh: f64 => eager_refresh: f64 = eager_refresh);
+    option!(
+        /// `get_or_set`: the lock of a missing key is fleet-wide, held in L2
+        /// through the driver's lock (`Capabilities::LOCK`), so one instance
+        /// of the fleet runs the factory and the others read its value from
+        /// L2. Building a store with it fails when its L2 declares no lock.
+        /// Store/global level only. Default: false.
+        distributed_lock, get_distributed_lock: bool => distributed_lock: bool = distributed_lock);
+    option!(
+        /// How long a fleet-wide lock lives without being released: a holder
+        /// that crashed blocks the key at most this long. Store/global level
+        /// only. Default: 10 s.
+        distributed_lock_ttl, get_distributed_lock_ttl: Duration
+            => distributed_lock_ttl: Duration = distributed_lock_ttl);
+    option!(
+        /// `get_or_set`: run the factory even when a fresh value exists.
+        /// Per operation (not read from config files). Default: false.
+        force_fresh, get_force_fresh: bool => force_fresh: bool = force_fresh);
+    option!(
+        /// Writes: do not write L2 (L1 only). Per operation (not read from
+        /// config files). Default: false.
+        skip_l2_write, get_skip_l2_write: bool => skip_l2_write: bool = skip_l2_write);
+    option!(
+        /// Writes: do not notify the bus. Per operation (not read from
+        /// config files). Default: false.
+        skip_bus_notify, get_skip_bus_notify: bool => skip_bus_notify: bool = skip_bus_notify);
 
-    /// Entries never expire logically.
+    /// Key prefix of the store (store/global level only). Default:
+    /// `"bentocache"`.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// What this layer sets for [`prefix`](Self::prefix); `None` = inherits.
+    pub fn get_prefix(&self) -> Option<&str> {
+        self.prefix.as_deref()
+    }
+
+    /// Entries never expire logically (the [`ttl`](Self::ttl) is none).
     pub fn forever(mut self) -> Self {
         self.ttl = Some(None);
         self
     }
 
-    /// Disable grace.
+    /// Disable [`grace`](Self::grace).
     pub fn no_grace(mut self) -> Self {
         self.grace = Some(None);
         self
     }
 
-    /// Wait for the factory however long it takes (no soft timeout).
+    /// Wait for the factory however long it takes (no soft
+    /// [`timeout`](Self::timeout)).
     pub fn no_timeout(mut self) -> Self {
         self.timeout = Some(None);
+        self
+    }
+
+    /// No [`hard_timeout`](Self::hard_timeout), whatever a lower layer sets.
+    pub fn no_hard_timeout(mut self) -> Self {
+        self.hard_timeout = Some(None);
+        self
+    }
+
+    /// No [`lock_timeout`](Self::lock_timeout), whatever a lower layer sets.
+    pub fn no_lock_timeout(mut self) -> Self {
+        self.lock_timeout = Some(None);
+        self
+    }
+
+    /// No [`l2_circuit_breaker_duration`](Self::l2_circuit_breaker_duration):
+    /// L2 is never skipped after an error.
+    pub fn no_l2_circuit_breaker(mut self) -> Self {
+        self.l2_circuit_breaker_duration = Some(None);
+        self
+    }
+
+    /// L2 calls are not time-limited (no [`l2_timeout`](Self::l2_timeout)).
+    pub fn no_l2_timeout(mut self) -> Self {
+        self.l2_timeout = Some(None);
+        self
+    }
+
+    /// No [`jitter_max`](Self::jitter_max), whatever a lower layer sets.
+    pub fn no_jitter(mut self) -> Self {
+        self.jitter_max = Some(None);
         self
     }
 

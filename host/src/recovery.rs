@@ -11,7 +11,7 @@
 //! write pipeline (`write.rs`), which orders it with the key's other writes.
 
 use crate::l2::L2Driver;
-use metrics::{counter, gauge, Counter, Gauge};
+use crate::telemetry::{counter, gauge, Counter, Gauge};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

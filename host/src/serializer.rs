@@ -59,7 +59,7 @@ fn is_json(serializer: &dyn Serializer) -> bool {
 }
 
 /// Encode `entry` with `serializer`.
-pub fn encode<T: Serialize>(serializer: &dyn Serializer, entry: &Entry<T>) -> Result<Vec<u8>, BoxError> {
+pub(crate) fn encode<T: Serialize>(serializer: &dyn Serializer, entry: &Entry<T>) -> Result<Vec<u8>, BoxError> {
     if is_json(serializer) {
         let mut bytes = Vec::with_capacity(128);
         serde_json::to_writer(&mut bytes, entry)?;
@@ -69,7 +69,7 @@ pub fn encode<T: Serialize>(serializer: &dyn Serializer, entry: &Entry<T>) -> Re
 }
 
 /// Decode an entry of `T` with `serializer`.
-pub fn decode<T: DeserializeOwned>(serializer: &dyn Serializer, bytes: &[u8]) -> Result<Entry<T>, BoxError> {
+pub(crate) fn decode<T: DeserializeOwned>(serializer: &dyn Serializer, bytes: &[u8]) -> Result<Entry<T>, BoxError> {
     if is_json(serializer) {
         return Ok(serde_json::from_slice(bytes)?);
     }

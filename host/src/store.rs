@@ -86,6 +86,7 @@ impl StoreBuilder {
         self
     }
 
+    #[cfg(feature = "plugins")]
     /// [`StoreBuilder::bus`] in one step: create a bus from `plugin` with
     /// its `options_json` and a [`BusNode`] with default options over it.
     ///

@@ -12,8 +12,15 @@
 //! after writes), `bento_auto_recovery_queue_length{store}` (gauge) and
 //! `bento_auto_recovery_dropped_total{store}`,
 //! `bento_bus_retry_queue_length{store}` (gauge, after each publish).
+//!
+//! Without the `metrics` feature the same calls go to [`noop`]: types and
+//! macros of the same shape whose methods are empty and inline, so every
+//! metric call compiles to nothing.
 
-use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
+#[cfg(feature = "metrics")]
+pub(crate) use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
+#[cfg(not(feature = "metrics"))]
+pub(crate) use noop::{counter, gauge, histogram, Counter, Gauge, Histogram};
 
 pub(crate) struct StoreMetrics {
     pub l1_hits: Counter,
@@ -78,4 +85,60 @@ impl L2Metrics {
         histogram!("bento_l2_call_seconds", "store" => self.store.clone(), "operation" => operation, "outcome" => outcome)
             .record(seconds);
     }
+}
+
+/// Stand-ins for the `metrics` facade when the `metrics` feature is off.
+#[cfg(not(feature = "metrics"))]
+mod noop {
+    /// A counter that counts nothing.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Counter;
+
+    impl Counter {
+        #[inline(always)]
+        pub fn increment(&self, _value: u64) {}
+    }
+
+    /// A gauge that records nothing.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Gauge;
+
+    impl Gauge {
+        #[inline(always)]
+        pub fn set(&self, _value: f64) {}
+    }
+
+    /// A histogram that records nothing.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Histogram;
+
+    impl Histogram {
+        #[inline(always)]
+        pub fn record(&self, _value: f64) {}
+    }
+
+    // The label values are captured by a closure that is never called: the
+    // variables they name count as used, and nothing is evaluated.
+    macro_rules! counter {
+        ($name:expr $(, $key:expr => $value:expr)* $(,)?) => {{
+            let _ = || ($name, $(($key, $value)),*);
+            $crate::telemetry::Counter
+        }};
+    }
+
+    macro_rules! gauge {
+        ($name:expr $(, $key:expr => $value:expr)* $(,)?) => {{
+            let _ = || ($name, $(($key, $value)),*);
+            $crate::telemetry::Gauge
+        }};
+    }
+
+    macro_rules! histogram {
+        ($name:expr $(, $key:expr => $value:expr)* $(,)?) => {{
+            let _ = || ($name, $(($key, $value)),*);
+            $crate::telemetry::Histogram
+        }};
+    }
+
+    pub(crate) use {counter, gauge, histogram};
 }

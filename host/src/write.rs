@@ -19,7 +19,7 @@ use crate::entry::{ms_after, now_ms, Entry};
 use crate::error::Error;
 use crate::events::CacheEvent;
 use crate::l1::{physical_expiration, L1Entry, NEVER};
-use crate::l2::{L2Shared, Reached};
+use crate::l2::{ExpireError, L2Shared, Reached};
 use crate::options::Settings;
 use crate::ordering::Snapshot;
 use crate::recovery::{PendingOp, Target};
@@ -197,6 +197,9 @@ impl Cache {
         let core = &self.inner.core;
         let timeout = settings.l2_timeout;
         let mut failure: Option<(String, DriverError)> = None;
+        // The serializer could not re-encode an expired L2 entry: reported
+        // as such, after the bus and events (L1 is expired already).
+        let mut unencodable: Option<Error> = None;
         let (kind, keys, existed) = match change {
             Invalidation::Delete(keys) => {
                 let full_keys: Vec<String> = keys.iter().map(|key| self.full_key(key)).collect();
@@ -236,7 +239,10 @@ impl Cache {
                 if let Some(l2) = &self.inner.l2 {
                     match l2.expire(key, now, settings.grace, timeout).await {
                         Ok(hit) => found |= hit.unwrap_or(false),
-                        Err(source) => failure = Some((key.to_string(), source)),
+                        Err(ExpireError::Driver(source)) => failure = Some((key.to_string(), source)),
+                        Err(ExpireError::Serialization(source)) => {
+                            unencodable = Some(Error::Serialization { key: key.to_string(), source })
+                        }
                     }
                 }
                 core.order.changed(&full_key);
@@ -283,6 +289,9 @@ impl Cache {
         }
         if let Some((key, source)) = failure {
             self.l2_failed(&key, source, settings)?;
+        }
+        if let Some(error) = unencodable {
+            return Err(error);
         }
         Ok(existed)
     }

@@ -52,7 +52,7 @@ fn bento_config_embeds_in_an_application_config() {
     )
     .unwrap();
     assert_eq!(app.listen, "0.0.0.0:80");
-    assert_eq!(app.cache.stores["main"].options.ttl, Some(Some(Duration::from_secs(600))));
+    assert_eq!(app.cache.stores["main"].options.get_ttl(), Some(Some(Duration::from_secs(600))));
     assert_eq!(bento::parse_duration("10m").unwrap(), Duration::from_secs(600));
 }
 

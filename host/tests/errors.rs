@@ -1,14 +1,15 @@
 //! Failures: factory errors and panics, L2 errors (suppressed or not, with
 //! no lock leak), the circuit breaker, background errors reaching only
 //! `on_factory_error`, and an L2 outage under load (real Redis through a
-//! cut proxy, and the memory plugin with injected failures).
+//! cut proxy, and the memory plugin with injected failures), and a
+//! serializer failure while expiring being reported as such.
 
 mod common;
 
 use bento::bus::{BusNode, MemoryBus};
-use bento::{Bento, CacheOptions, Error, L1Options, Store};
+use bento::{Bento, BoxError, CacheOptions, Error, JsonSerializer, L1Options, Serializer, Store};
 use common::*;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -255,4 +256,49 @@ async fn a_hanging_disconnect_times_out() {
         Error::L2 { source, .. } => assert_eq!(source.kind, bento::ErrorKind::TIMEOUT, "{source}"),
         other => panic!("{other:?}"),
     }
+}
+
+/// JSON, except that encoding fails while `failing` is set.
+#[derive(Default)]
+struct FailingEncoder {
+    failing: AtomicBool,
+}
+
+impl Serializer for FailingEncoder {
+    fn serialize(&self, value: &dyn erased_serde::Serialize) -> Result<Vec<u8>, BoxError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err("the encoder is broken".into());
+        }
+        JsonSerializer.serialize(value)
+    }
+
+    fn deserialize(
+        &self,
+        bytes: &[u8],
+        visit: &mut dyn FnMut(&mut dyn erased_serde::Deserializer<'_>) -> Result<(), erased_serde::Error>,
+    ) -> Result<(), BoxError> {
+        JsonSerializer.deserialize(bytes, visit)
+    }
+}
+
+#[tokio::test]
+async fn a_serializer_failure_while_expiring_is_a_serialization_error_not_an_l2_one() {
+    let encoder = Arc::new(FailingEncoder::default());
+    let driver = CountingDriver::new(Backend::Memory.driver().await);
+    let store = Store::builder()
+        .l1(L1Options::default())
+        .l2(driver.clone())
+        .serializer(encoder.clone())
+        .options(CacheOptions::new().grace(ms(60_000)).l2_circuit_breaker_duration(ms(60_000)));
+    let bento = Bento::builder().store("main", store).build().await.unwrap();
+    bento.set("k", 1u32).await.unwrap();
+    encoder.failing.store(true, Ordering::SeqCst);
+    // L2 errors are suppressed (the store has an L1); this one is not one.
+    let error = bento.expire("k").await.unwrap_err();
+    assert!(matches!(&error, Error::Serialization { key, .. } if key == "k"), "{error:?}");
+    encoder.failing.store(false, Ordering::SeqCst);
+    // The breaker stayed closed: L2 answers the next call.
+    let gets = driver.counters.gets();
+    bento.expire("k").await.unwrap();
+    assert_eq!(driver.counters.gets(), gets + 1, "L2 was not skipped after a serializer failure");
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use bento::entry::Entry;
-use bento::{CacheOptions, JsonSerializer};
+use bento::{CacheOptions, JsonSerializer, Serializer};
 use common::*;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,12 +26,12 @@ fn entry_wire_format_matches_bentocache_byte_for_byte() {
         tags: vec!["users".to_string()],
         created_at: 1795546253391,
     };
-    let bytes = bento::serializer::encode(&JsonSerializer, &entry).unwrap();
+    let bytes = JsonSerializer.serialize(&entry).unwrap();
     assert_eq!(String::from_utf8(bytes).unwrap(), SAMPLE);
-    let back: Entry<User> = bento::serializer::decode(&JsonSerializer, SAMPLE.as_bytes()).unwrap();
+    let back: Entry<User> = serde_json::from_str(SAMPLE).unwrap();
     assert_eq!(back, entry);
     let forever = Entry { logical_expiration: None, tags: vec![], ..entry };
-    let bytes = bento::serializer::encode(&JsonSerializer, &forever).unwrap();
+    let bytes = JsonSerializer.serialize(&forever).unwrap();
     assert_eq!(String::from_utf8(bytes).unwrap(), r#"{"value":{"name":"Ada"},"tags":[],"createdAt":1795546253391}"#);
 }
 

@@ -31,6 +31,8 @@ use std::time::Duration;
 /// Size limits of a [`MemoryStore`]. Every limit defaults to "none".
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+// Schemas are read by operators (`bento plugins`): plain prose, no links.
+#[schemars(description = "Size limits of the in-memory store. Every limit defaults to \"none\".")]
 pub struct MemoryStoreOptions {
     /// Maximum number of entries; least valuable entries are evicted first.
     /// Default: unbounded.

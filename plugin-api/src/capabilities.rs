@@ -1,7 +1,6 @@
 //! What a driver can do beyond the base contract (SPEC §3), declared by the
 //! driver and read by the host. Crosses the boundary as a plain bit set.
 
-use abi_stable::StableAbi;
 use std::fmt;
 
 /// An open set of optional driver features. New capabilities are new bits:
@@ -9,7 +8,8 @@ use std::fmt;
 /// existed never sets it. Drivers built against plugin-api 0.1.0 cannot
 /// declare anything and report [`Capabilities::NONE`].
 #[repr(transparent)]
-#[derive(StableAbi, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "ffi", derive(abi_stable::StableAbi))]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Capabilities(pub u64);
 
 impl Capabilities {

@@ -5,6 +5,10 @@ use crate::error::{DriverError, DriverResult};
 use std::future::Future;
 use std::time::Duration;
 
+/// The message of the `Unsupported` error a driver without
+/// [`Capabilities::LOCK`] returns from the lock methods.
+pub(crate) const NO_LOCK: &str = "this driver has no distributed lock (it does not declare Capabilities::LOCK)";
+
 /// The parameters every driver receives besides its own options.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DriverConfig {
@@ -170,7 +174,7 @@ pub trait CacheDriver: Send + Sync + Sized + 'static {
     ///   `prune()` may remove expired ones.
     fn try_lock(&self, key: &str, owner: &str, ttl: Duration) -> impl Future<Output = DriverResult<bool>> + Send {
         let _ = (key, owner, ttl);
-        async { Err(DriverError::unsupported(crate::abi::NO_LOCK)) }
+        async { Err(DriverError::unsupported(NO_LOCK)) }
     }
 
     /// Release the lock named `key` if `owner` holds it (and it has not
@@ -179,6 +183,6 @@ pub trait CacheDriver: Send + Sync + Sized + 'static {
     /// returns an [`crate::ErrorKind::UNSUPPORTED`] error.
     fn unlock(&self, key: &str, owner: &str) -> impl Future<Output = DriverResult<bool>> + Send {
         let _ = (key, owner);
-        async { Err(DriverError::unsupported(crate::abi::NO_LOCK)) }
+        async { Err(DriverError::unsupported(NO_LOCK)) }
     }
 }

@@ -1,14 +1,14 @@
 //! The error every driver and bus operation returns, on both sides of the
 //! boundary. Its stable twin is [`crate::abi::FfiError`].
 
-use abi_stable::StableAbi;
 use std::fmt;
 
 /// What went wrong, as an open set: a newer plugin may report a kind this
 /// host does not know; it is then displayed as `unknown(N)` and treated like
 /// [`ErrorKind::BACKEND`].
 #[repr(transparent)]
-#[derive(StableAbi, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "ffi", derive(abi_stable::StableAbi))]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ErrorKind(pub u32);
 
 impl ErrorKind {

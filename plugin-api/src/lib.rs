@@ -12,6 +12,11 @@
 //!   for the plugin, turns every panic into an [`ErrorKind::PANICKED`] error
 //!   and adapts everything to the stable ABI.
 //!
+//! Cargo feature `ffi` (default): the [`abi`] module, the adapters and
+//! [`export_plugin!`], with `abi_stable` and `async-ffi`. Without it only
+//! the authoring traits, errors and toolkit remain: what `bento` needs to
+//! link drivers statically.
+//!
 //! This crate is not for applications: they depend on `bento`, which loads
 //! plugins and builds caches from them.
 //!
@@ -60,6 +65,7 @@
 //!     async fn disconnect(&self) -> DriverResult<()> { Ok(()) }
 //! }
 //!
+//! # #[cfg(feature = "ffi")]
 //! bento_plugin_api::export_plugin! {
 //!     name: "nothing",
 //!     layers: [remote],
@@ -67,17 +73,25 @@
 //! }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "ffi")]
 pub mod abi;
+#[cfg(feature = "ffi")]
 mod adapter;
 mod bus;
 mod capabilities;
 mod driver;
 mod error;
+#[cfg(feature = "ffi")]
 mod export;
+#[cfg(feature = "ffi")]
+mod guard;
 mod prefix;
 mod runtime;
 pub mod toolkit;
 
+#[cfg(feature = "ffi")]
 pub use adapter::{BusAdapter, DriverAdapter};
 pub use bus::{BusMessageHandler, CacheBus, ReconnectHandler};
 pub use capabilities::Capabilities;
@@ -93,6 +107,7 @@ pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Re-exports used by [`export_plugin!`]; not part of the public API.
 #[doc(hidden)]
 pub mod __private {
+    #[cfg(feature = "ffi")]
     pub use abi_stable;
     pub use schemars;
     pub use serde_json;

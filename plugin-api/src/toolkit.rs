@@ -222,6 +222,8 @@ pub fn optional_size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Resul
 /// bytes or a string like `"64mb"`.
 #[derive(schemars::JsonSchema)]
 #[schemars(untagged)]
+// Schemas are read by operators (`bento plugins`): plain prose, no links.
+#[schemars(description = "A size: a number of bytes or a string like \"64mb\".")]
 pub enum HumanSize {
     /// A number of bytes.
     Bytes(u64),

@@ -2,6 +2,7 @@
 //! a bus plugin ([`crate::Bus`]) or the in-process [`MemoryBus`](super::MemoryBus).
 //! Transports know nothing of the message format; payloads are opaque.
 
+#[cfg(feature = "plugins")]
 use crate::driver::Bus;
 use bento_plugin_api::DriverError;
 use futures::future::BoxFuture;
@@ -35,6 +36,7 @@ pub trait BusTransport: Send + Sync + 'static {
     fn disconnect(&self) -> BoxFuture<'_, Result<(), DriverError>>;
 }
 
+#[cfg(feature = "plugins")]
 impl BusTransport for Bus {
     fn publish<'a>(&'a self, channel: &'a str, payload: Vec<u8>) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(Bus::publish(self, channel, payload))

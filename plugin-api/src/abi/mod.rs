@@ -36,12 +36,16 @@ pub struct FfiError {
     pub message: RString,
 }
 
+// Plumbing of the boundary: hidden so that the user-facing `DriverError`
+// page (also shown under `bento`) does not list FFI types.
+#[doc(hidden)]
 impl From<DriverError> for FfiError {
     fn from(error: DriverError) -> Self {
         FfiError { kind: error.kind, message: error.message.into() }
     }
 }
 
+#[doc(hidden)]
 impl From<FfiError> for DriverError {
     fn from(error: FfiError) -> Self {
         DriverError { kind: error.kind, message: error.message.into() }
@@ -161,7 +165,7 @@ pub trait FfiDriver: Send + Sync {
 
 /// The message of the `Unsupported` error a driver without
 /// [`Capabilities::LOCK`] returns from the lock methods.
-pub const NO_LOCK: &str = "this driver has no distributed lock (it does not declare Capabilities::LOCK)";
+pub const NO_LOCK: &str = crate::driver::NO_LOCK;
 
 /// An owned driver object.
 pub type FfiDriverBox = FfiDriver_TO<'static, RBox<()>>;
