@@ -3,7 +3,7 @@
 //! same run (1 000 hot keys, `Arc` values), single-threaded and on 2
 //! threads; plus `get` with the memory plugin as L1 (a "local" plugin: FFI
 //! and a decode per hit) when it is built in release. Run:
-//! `cargo build --release -p bento-driver-memory && cargo bench -p bento --bench l1_hit`.
+//! `cargo build --release -p bento-driver-memory-plugin && cargo bench -p bento --bench l1_hit`.
 
 use bento::{Bento, BoxError, DriverOptions, Plugin, Store};
 use bento_memory_store::{MemoryStore, MemoryStoreOptions};

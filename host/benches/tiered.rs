@@ -2,7 +2,7 @@
 //! read, factory, L1 + L2 write) next to the raw L2 round trips it is made
 //! of (`get` + `set` through the plugin), with the memory plugin and — when
 //! built and reachable — the Redis plugin. Run (plugins built in release
-//! first): `cargo build --release -p bento-driver-memory -p bento-driver-redis
+//! first): `cargo build --release -p bento-driver-memory-plugin -p bento-driver-redis-plugin
 //! && cargo bench -p bento --bench tiered`.
 
 use bento::{Bento, BoxError, CacheOptions, Driver, DriverOptions, L1Options, Plugin, Store};
