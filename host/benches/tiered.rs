@@ -12,11 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 async fn driver(name: &str, options: &str) -> Option<Driver> {
-    let path = bento_testkit::plugin_dir().join(bento::plugin_file_name(name));
-    if !path.exists() {
-        eprintln!("SKIP {name}: not built at {}", path.display());
+    let Some(path) = bento_testkit::find_plugin(name) else {
+        eprintln!("SKIP {name}: not built in {}", bento_testkit::plugin_dir().display());
         return None;
-    }
+    };
     let plugin = Plugin::load(path).ok()?;
     plugin.create_driver(options, DriverOptions::default()).await.ok()
 }

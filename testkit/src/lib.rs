@@ -35,25 +35,25 @@ pub fn plugin_dir() -> PathBuf {
 /// it dev-depends on that package, so `cargo test -p <package>` builds it.
 /// Panics with the command to run when it has not been built.
 pub fn plugin_path(crate_name: &str) -> PathBuf {
-    let stem = crate_name.replace('-', "_");
-    let file = format!("{}{stem}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    find_plugin(crate_name).unwrap_or_else(|| {
+        panic!(
+            "plugin {crate_name} is not built in {}: run `cargo build -p {}` (or `cargo build --workspace`, \
+             as the README's test command does) with the same profile first",
+            plugin_dir().display(),
+            plugin_package(crate_name)
+        )
+    })
+}
+
+/// [`plugin_path`] without the panic: `None` when the plugin file is not
+/// built, for tests and benches that skip instead.
+pub fn find_plugin(crate_name: &str) -> Option<PathBuf> {
+    let file = bento::plugin_file_name(crate_name);
     let dir = plugin_dir();
     // Cargo uplifts a cdylib into the profile directory when it is built as
     // a root; when it is only a dev-dependency of the tested package (a
     // `-plugin` crate), the .so stays in deps/ under the same unhashed name.
-    let path = [dir.join(&file), dir.join("deps").join(&file)]
-        .into_iter()
-        .find(|path| path.exists())
-        .unwrap_or_else(|| dir.join(&file));
-    assert!(
-        path.exists(),
-        "plugin {} is not built at {}: run `cargo build -p {}` (or `cargo build --workspace`, as the \
-         README's test command does) with the same profile first",
-        crate_name,
-        path.display(),
-        plugin_package(crate_name)
-    );
-    path
+    [dir.join(&file), dir.join("deps").join(&file)].into_iter().find(|path| path.exists())
 }
 
 /// The package that builds the plugin file `crate_name`: for a bundled
