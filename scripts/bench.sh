@@ -16,7 +16,7 @@ scripts/start-services.sh
 
 if [ "${1:-}" = compare ]; then
   shift
-  cargo build --release -p bento-benchmarks --bin compare -p bento-driver-redis -p bento-bus-redis
+  cargo build --release -p bento-benchmarks --bin compare -p bento-driver-redis-plugin -p bento-bus-redis-plugin
   if command -v node >/dev/null && command -v npm >/dev/null; then
     (cd benchmarks/node && npm ci --no-audit --no-fund --silent)
   fi
@@ -24,8 +24,9 @@ if [ "${1:-}" = compare ]; then
 fi
 
 plugins=(bento-driver-memory bento-driver-redis bento-driver-postgres bento-driver-mysql bento-driver-file bento-driver-sqlite)
+# Each plugin file lib<name>.so is built by the thin package <name>-plugin.
 build=(-p bento-conformance)
-for p in "${plugins[@]}"; do build+=(-p "$p"); done
+for p in "${plugins[@]}"; do build+=(-p "$p-plugin"); done
 cargo build --release "${build[@]}"
 
 quick=(-- --warm-up-time 1 --measurement-time 3)

@@ -18,8 +18,9 @@ if [ "${1:-}" = "--all" ]; then
   plugins+=(bento-driver-redis bento-driver-postgres bento-driver-mysql bento-bus-redis bento-bus-nats)
 fi
 
+# Each plugin file lib<name>.so is built by the thin package <name>-plugin.
 build_args=(-p bento-conformance)
-for p in "${plugins[@]}"; do build_args+=(-p "$p"); done
+for p in "${plugins[@]}"; do build_args+=(-p "$p-plugin"); done
 cargo build ${profile_flag[@]+"${profile_flag[@]}"} "${build_args[@]}"
 
 work="$(mktemp -d)"

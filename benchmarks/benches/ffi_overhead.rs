@@ -3,7 +3,7 @@
 //! type linked natively, vs the bare store. SPEC §9 target: plugin ≤ native
 //! + 150 ns/op.
 //!
-//! Run: `cargo build --release -p bento-driver-memory && cargo bench -p bento-benchmarks --bench ffi_overhead`
+//! Run: `cargo build --release -p bento-driver-memory-plugin && cargo bench -p bento-benchmarks --bench ffi_overhead`
 
 use bento::{DriverOptions, Plugin};
 use bento_driver_memory::MemoryDriver;

@@ -26,8 +26,8 @@
 //! through its library API, with no plugin file, via [`Target::native`].
 //! The ABI cases (metadata, option validation), which need a plugin file,
 //! are skipped with a note, and the bus suite runs against plugins only.
-//! Link one bundled plugin crate per test binary: each exports the same
-//! plugin entry symbols.
+//! Any number of bundled driver crates may be linked into one test binary
+//! (their plugin entry symbols live in the separate `-plugin` crates).
 //!
 //! ```ignore
 //! // tests/native_conformance.rs of the memory driver (`harness = false`);

@@ -3,8 +3,9 @@
 //! driver's keyspace is private to each driver instance, so the empty-prefix
 //! cases are safe to allow here.
 //!
-//! Needs the plugin built next to this test binary
-//! (`cargo build -p bento-driver-memory`).
+//! Needs the plugin built next to this test binary: `cargo test -p
+//! bento-conformance` builds it (a dev-dependency on
+//! `bento-driver-memory-plugin`).
 
 fn main() -> std::process::ExitCode {
     let plugin = bento_testkit::plugin_path("bento-driver-memory");

@@ -3,7 +3,7 @@
 //! same run (1 000 hot keys, `Arc` values), single-threaded and on 2
 //! threads; plus `get` with the memory plugin as L1 (a "local" plugin: FFI
 //! and a decode per hit) when it is built in release. Run:
-//! `cargo build --release -p bento-driver-memory && cargo bench -p bento --bench l1_hit`.
+//! `cargo build --release -p bento-driver-memory-plugin && cargo bench -p bento --bench l1_hit`.
 
 use bento::{Bento, BoxError, DriverOptions, Plugin, Store};
 use bento_memory_store::{MemoryStore, MemoryStoreOptions};
@@ -90,11 +90,13 @@ fn single_threaded(c: &mut Criterion) {
 
 /// The same keys in a store whose L1 is the memory plugin.
 fn bento_with_plugin_l1() -> Option<Bento> {
-    let path = bento_testkit::plugin_dir().join(bento::plugin_file_name("bento-driver-memory"));
-    if !path.exists() {
-        eprintln!("SKIP bento_get_plugin_l1: the memory plugin is not built at {}", path.display());
+    let Some(path) = bento_testkit::find_plugin("bento-driver-memory") else {
+        eprintln!(
+            "SKIP bento_get_plugin_l1: the memory plugin is not built in {}",
+            bento_testkit::plugin_dir().display()
+        );
         return None;
-    }
+    };
     futures::executor::block_on(async {
         let driver = Plugin::load(path).ok()?.create_driver("{}", DriverOptions::default()).await.ok()?;
         let bento = Bento::builder().store("main", Store::builder().l1_plugin(driver)).build().await.ok()?;

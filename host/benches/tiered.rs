@@ -2,7 +2,7 @@
 //! read, factory, L1 + L2 write) next to the raw L2 round trips it is made
 //! of (`get` + `set` through the plugin), with the memory plugin and — when
 //! built and reachable — the Redis plugin. Run (plugins built in release
-//! first): `cargo build --release -p bento-driver-memory -p bento-driver-redis
+//! first): `cargo build --release -p bento-driver-memory-plugin -p bento-driver-redis-plugin
 //! && cargo bench -p bento --bench tiered`.
 
 use bento::{Bento, BoxError, CacheOptions, Driver, DriverOptions, L1Options, Plugin, Store};
@@ -12,11 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 async fn driver(name: &str, options: &str) -> Option<Driver> {
-    let path = bento_testkit::plugin_dir().join(bento::plugin_file_name(name));
-    if !path.exists() {
-        eprintln!("SKIP {name}: not built at {}", path.display());
+    let Some(path) = bento_testkit::find_plugin(name) else {
+        eprintln!("SKIP {name}: not built in {}", bento_testkit::plugin_dir().display());
         return None;
-    }
+    };
     let plugin = Plugin::load(path).ok()?;
     plugin.create_driver(options, DriverOptions::default()).await.ok()
 }

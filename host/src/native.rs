@@ -11,10 +11,12 @@
 //! method is still turned into an [`ErrorKind::PANICKED`] error, as the
 //! plugin layer does.
 //!
-//! Limitation: every plugin crate also exports the plugin entry symbols
-//! (`export_plugin!`), so one executable can link only ONE bundled plugin
-//! crate statically; a second one fails to link with "duplicate symbol
-//! bento_plugin_api_version". Load the others as plugins meanwhile.
+//! Any number of bundled drivers and buses link into one executable: their
+//! library crates (`bento-driver-redis`, `bento-bus-redis`, …) export no
+//! plugin symbols; the plugin files are built by the thin `cdylib` crates
+//! next to them (`bento-driver-redis-plugin` → `libbento_driver_redis.so`).
+//! A crate of your own that calls `export_plugin!` should be split the same
+//! way if it is to be linked next to another plugin.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), bento::Error> {

@@ -31,7 +31,7 @@ async fn raw_value(raw: &bento::Driver, key: String) -> Option<String> {
 async fn operations_during_an_outage_reach_l2_after_it_and_deleted_values_never_return() {
     if !redis_plugin_built() {
         assert!(!bento_testkit::services_required(), "redis plugin not built");
-        eprintln!("SKIP auto_recovery: bento-driver-redis is not built in this target dir");
+        eprintln!("SKIP auto_recovery: bento-driver-redis-plugin is not built in this target dir");
         return;
     }
     let Some(url) = bento_testkit::require(bento_testkit::Service::Redis, "auto_recovery") else { return };

@@ -221,7 +221,7 @@ async fn memory_l2_failing_under_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cut_by_a_proxy_under_load() {
     if !redis_plugin_built() {
-        eprintln!("SKIP redis_cut_by_a_proxy_under_load: bento-driver-redis is not built");
+        eprintln!("SKIP redis_cut_by_a_proxy_under_load: bento-driver-redis-plugin is not built");
         return;
     }
     let Some(url) = bento_testkit::require(bento_testkit::Service::Redis, "redis_cut_by_a_proxy_under_load") else {

@@ -25,7 +25,7 @@ fn epoch_ms() -> u64 {
 fn redis(test: &str) -> Option<String> {
     if !redis_plugin_built() {
         assert!(!bento_testkit::services_required(), "redis plugin not built for {test}");
-        eprintln!("SKIP {test}: bento-driver-redis is not built in this target dir");
+        eprintln!("SKIP {test}: bento-driver-redis-plugin is not built in this target dir");
         return None;
     }
     bento_testkit::require(bento_testkit::Service::Redis, test)

@@ -3,8 +3,7 @@
 //! [`bento::NativeBus`], with typed options, on the test's own tokio
 //! runtime.
 //!
-//! One plugin crate per test binary: every plugin crate exports the same
-//! plugin symbols, so two of them cannot be linked into one executable.
+//! Several bundled crates link into one binary too: see `native_many.rs`.
 //!
 //! Against the real Redis of the environment (`BENTO_REDIS_URL`).
 

@@ -76,8 +76,8 @@ fn install() -> Result<(), String> {
 fn prerequisites(test: &str) -> Option<String> {
     let url = bento_testkit::require(bento_testkit::Service::Redis, test)?;
     if !common::redis_plugin_built() {
-        assert!(!bento_testkit::services_required(), "bento-driver-redis is not built for {test}");
-        eprintln!("SKIP {test}: bento-driver-redis is not built in this target dir");
+        assert!(!bento_testkit::services_required(), "bento-driver-redis-plugin is not built for {test}");
+        eprintln!("SKIP {test}: bento-driver-redis-plugin is not built in this target dir");
         return None;
     }
     if !runs("node") || !runs("npm") {
@@ -349,9 +349,9 @@ fn tag_invalidation_crosses_node_and_rust() {
 #[test]
 fn bus_keeps_node_and_rust_l1_coherent() {
     let Some(redis_url) = prerequisites("node_interop bus") else { return };
-    if !bento_testkit::plugin_dir().join(bento::plugin_file_name("bento-bus-redis")).exists() {
-        assert!(!bento_testkit::services_required(), "bento-bus-redis is not built for node_interop bus");
-        eprintln!("SKIP node_interop bus: bento-bus-redis is not built in this target dir");
+    if bento_testkit::find_plugin("bento-bus-redis").is_none() {
+        assert!(!bento_testkit::services_required(), "bento-bus-redis-plugin is not built for node_interop bus");
+        eprintln!("SKIP node_interop bus: bento-bus-redis-plugin is not built in this target dir");
         return;
     }
     run(async {

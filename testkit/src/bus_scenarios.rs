@@ -22,7 +22,7 @@ const OUTAGE_WAIT: Duration = Duration::from_secs(15);
 pub struct BusTarget {
     /// Short name for SKIP lines, e.g. `"redis"` (as in "redis bus outage").
     pub name: &'static str,
-    /// The plugin's crate name, e.g. `"bento-bus-redis"`.
+    /// The plugin's name for [`crate::plugin_path`], e.g. `"bento-bus-redis"`.
     pub plugin: &'static str,
     /// The shared server the bus talks to.
     pub service: Service,

@@ -28,27 +28,44 @@ pub fn plugin_dir() -> PathBuf {
     dir
 }
 
-/// Path of the built plugin of crate `crate_name` (e.g. `bento-driver-memory`).
+/// Path of the built plugin file named after `crate_name`: the library
+/// name of the cdylib, dashes allowed (`bento-driver-memory` →
+/// `libbento_driver_memory.so`). A bundled plugin's file is built by its
+/// thin `-plugin` package ([`plugin_package`]); a package whose tests load
+/// it dev-depends on that package, so `cargo test -p <package>` builds it.
 /// Panics with the command to run when it has not been built.
 pub fn plugin_path(crate_name: &str) -> PathBuf {
-    let stem = crate_name.replace('-', "_");
-    let file = format!("{}{stem}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    find_plugin(crate_name).unwrap_or_else(|| {
+        panic!(
+            "plugin {crate_name} is not built in {}: run `cargo build -p {}` (or `cargo build --workspace`, \
+             as the README's test command does) with the same profile first",
+            plugin_dir().display(),
+            plugin_package(crate_name)
+        )
+    })
+}
+
+/// [`plugin_path`] without the panic: `None` when the plugin file is not
+/// built, for tests and benches that skip instead.
+pub fn find_plugin(crate_name: &str) -> Option<PathBuf> {
+    let file = bento::plugin_file_name(crate_name);
     let dir = plugin_dir();
     // Cargo uplifts a cdylib into the profile directory when it is built as
-    // a root; when it is only a dependency of the test (an rlib use), the
-    // .so stays in deps/ under the same unhashed name.
-    let path = [dir.join(&file), dir.join("deps").join(&file)]
-        .into_iter()
-        .find(|path| path.exists())
-        .unwrap_or_else(|| dir.join(&file));
-    assert!(
-        path.exists(),
-        "plugin {} is not built at {}: run `cargo build --workspace` with the same profile first \
-         (the README's test command does this)",
-        crate_name,
-        path.display()
-    );
-    path
+    // a root; when it is only a dev-dependency of the tested package (a
+    // `-plugin` crate), the .so stays in deps/ under the same unhashed name.
+    [dir.join(&file), dir.join("deps").join(&file)].into_iter().find(|path| path.exists())
+}
+
+/// The package that builds the plugin file `crate_name`: for a bundled
+/// plugin its thin cdylib crate (`bento-driver-redis` →
+/// `bento-driver-redis-plugin`, whose library keeps the name
+/// `bento_driver_redis`), for any other plugin `crate_name` itself.
+pub fn plugin_package(crate_name: &str) -> String {
+    if BUNDLED_PLUGINS.contains(&crate_name) {
+        format!("{crate_name}-plugin")
+    } else {
+        crate_name.to_string()
+    }
 }
 
 /// A real server that tests talk to.
@@ -209,7 +226,10 @@ impl TcpProxy {
     }
 }
 
-/// Crate names of every plugin the workspace ships (drivers and buses).
+/// Every plugin the workspace ships (drivers and buses), by the name of its
+/// plugin file and library crate (`bento-driver-redis`: the library crate
+/// of that name, the file `libbento_driver_redis.so` built by the package
+/// `bento-driver-redis-plugin`).
 pub const BUNDLED_PLUGINS: &[&str] = &[
     "bento-driver-memory",
     "bento-driver-redis",
@@ -278,5 +298,12 @@ mod tests {
         assert_eq!(host_port("redis://127.0.0.1:6379"), "127.0.0.1:6379");
         assert_eq!(host_port("postgres://postgres@127.0.0.1:5432/test"), "127.0.0.1:5432");
         assert_eq!(host_port("mysql://root:pw@localhost:3306/test?x=1"), "localhost:3306");
+    }
+
+    #[test]
+    fn bundled_plugin_files_are_built_by_their_plugin_packages() {
+        assert_eq!(super::plugin_package("bento-driver-redis"), "bento-driver-redis-plugin");
+        assert_eq!(super::plugin_package("bento-bus-nats"), "bento-bus-nats-plugin");
+        assert_eq!(super::plugin_package("my-driver"), "my-driver");
     }
 }

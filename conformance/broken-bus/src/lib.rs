@@ -10,8 +10,9 @@
 //!
 //! Without any feature the bus is correct: a small Redis pub/sub bus (one
 //! option, `url`) whose subscriber connection reconnects and resubscribes
-//! when it breaks. It cannot reuse `bento-bus-redis`: linking that plugin
-//! crate would export a second plugin from this library.
+//! when it breaks. It is written out here rather than wrapping
+//! `bento-bus-redis` because the bugs sit inside its delivery and
+//! reconnect loop.
 //!
 //! Not for: anything but the conformance crate's own tests.
 

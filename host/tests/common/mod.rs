@@ -57,7 +57,7 @@ pub async fn redis_driver(url: &str) -> Driver {
 
 /// True when the redis plugin was built next to this test binary.
 pub fn redis_plugin_built() -> bool {
-    bento_testkit::plugin_dir().join(bento::plugin_file_name("bento-driver-redis")).exists()
+    bento_testkit::find_plugin("bento-driver-redis").is_some()
 }
 
 /// Memory always; Redis when its plugin is built and its server reachable
@@ -66,7 +66,7 @@ pub fn backends(test: &str) -> Vec<Backend> {
     let mut backends = vec![Backend::Memory];
     if !redis_plugin_built() {
         assert!(!bento_testkit::services_required(), "redis plugin not built for {test}");
-        eprintln!("SKIP {test} [redis]: bento-driver-redis is not built in this target dir");
+        eprintln!("SKIP {test} [redis]: bento-driver-redis-plugin is not built in this target dir");
         return backends;
     }
     if let Some(url) = bento_testkit::require(bento_testkit::Service::Redis, &format!("{test} [redis]")) {

@@ -1,6 +1,6 @@
 //! get/set throughput of the file plugin, loaded through the host's loader
 //! like an application would (release build of the plugin required:
-//! `cargo build --release -p bento-driver-file`, or set BENTO_PLUGIN_DIR).
+//! `cargo build --release -p bento-driver-file-plugin`, or set BENTO_PLUGIN_DIR).
 //!
 //! `cargo bench -p bento-driver-file --bench file_ops`
 

@@ -35,6 +35,11 @@
 //! per lock under `<directory>/locks/`, every lock operation serialized by a
 //! `flock` so it is atomic across the processes sharing the directory. On
 //! other platforms the driver declares no capability.
+//!
+//! This crate is the library: link it statically through `bento::Native`
+//! (any number of bundled drivers and buses fit in one executable). The
+//! plugin file `libbento_driver_file.so` is built by the thin
+//! `bento-driver-file-plugin` crate (`plugins/file/plugin`).
 
 mod entry;
 #[cfg(unix)]
@@ -65,6 +70,14 @@ pub struct FileDriverOptions {
     /// power loss. Default: false (a cache can lose entries).
     #[serde(default)]
     pub sync_writes: bool,
+}
+
+impl FileDriverOptions {
+    /// Options for the cache directory `directory`, every other option at
+    /// its default, as the plugin's JSON `{"directory": ...}` gives.
+    pub fn new(directory: impl Into<PathBuf>) -> Self {
+        FileDriverOptions { directory: directory.into(), prune_interval_ms: None, sync_writes: false }
+    }
 }
 
 /// Everything that can go wrong in this driver.
@@ -307,8 +320,14 @@ impl CacheDriver for FileDriver {
     }
 }
 
-bento_plugin_api::export_plugin! {
-    name: "file",
-    layers: [remote],
-    driver: FileDriver,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_options_equal_the_plugin_defaults() {
+        let from_json: FileDriverOptions =
+            serde_json::from_str(r#"{"directory": "/tmp/bento"}"#).expect("valid options JSON");
+        assert_eq!(FileDriverOptions::new("/tmp/bento"), from_json);
+    }
 }

@@ -11,8 +11,17 @@
 //! (never evicted by the size limits) shared by the root handle and its
 //! namespaces. Like the data, they are private to one driver instance: they
 //! exclude every handle of this instance, not other processes.
+//!
+//! This crate is the library: link it statically through `bento::Native`
+//! (any number of bundled drivers and buses fit in one executable). The
+//! plugin file `libbento_driver_memory.so` is built by the thin
+//! `bento-driver-memory-plugin` crate (`plugins/memory/plugin`).
 
-use bento_memory_store::{MemoryStore, MemoryStoreOptions};
+/// The driver's options, the same as the host's L1 (`max_items`, `max_size`,
+/// `max_entry_size`), re-exported so a native user needs no second crate.
+pub use bento_memory_store::MemoryStoreOptions;
+
+use bento_memory_store::MemoryStore;
 use bento_plugin_api::{CacheDriver, Capabilities, DriverConfig, DriverError, DriverResult};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -155,10 +164,4 @@ impl CacheDriver for MemoryDriver {
         let key = self.store()?.prefix().key(key);
         Ok(self.locks.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).unlock(&key, owner))
     }
-}
-
-bento_plugin_api::export_plugin! {
-    name: "memory",
-    layers: [local, remote],
-    driver: MemoryDriver,
 }

@@ -51,6 +51,11 @@
 //!
 //! See [`MysqlOptions`]: `url`, `table`, `auto_create_table`, `pool_size`,
 //! `connect_timeout_ms`, `timeout_ms`, `prune_interval_ms`.
+//!
+//! This crate is the library: link it statically through `bento::Native`
+//! (any number of bundled drivers and buses fit in one executable). The
+//! plugin file `libbento_driver_mysql.so` is built by the thin
+//! `bento-driver-mysql-plugin` crate (`plugins/mysql/plugin`).
 
 use bento_plugin_api::toolkit::{self, require_at_least_one, Lifecycle};
 use bento_plugin_api::{
@@ -739,12 +744,6 @@ fn value_len(value: &Value) -> usize {
         Value::Bytes(bytes) => bytes.len(),
         _ => 8,
     }
-}
-
-bento_plugin_api::export_plugin! {
-    name: "mysql",
-    layers: [remote],
-    driver: MysqlDriver,
 }
 
 #[cfg(test)]

@@ -15,6 +15,11 @@
 //! nothing.
 //!
 //! Not a cache driver. Options: see [`NatsBusOptions`].
+//!
+//! This crate is the library: link it statically through `bento::NativeBus`
+//! (any number of bundled drivers and buses fit in one executable). The
+//! plugin file `libbento_bus_nats.so` is built by the thin
+//! `bento-bus-nats-plugin` crate (`plugins/nats-bus/plugin`).
 
 mod options;
 
@@ -218,5 +223,3 @@ impl Drop for NatsBus {
         }
     }
 }
-
-bento_plugin_api::export_plugin! { name: "nats", bus: NatsBus }

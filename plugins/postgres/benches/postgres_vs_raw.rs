@@ -4,7 +4,7 @@
 //! with prepared statements, in the same process against the same server.
 //!
 //! Build the plugin in the same profile first:
-//! `cargo build --release -p bento-driver-postgres && cargo bench -p bento-driver-postgres --bench postgres_vs_raw`
+//! `cargo build --release -p bento-driver-postgres-plugin && cargo bench -p bento-driver-postgres --bench postgres_vs_raw`
 //! (or point `BENTO_PLUGIN_DIR` at the folder holding the .so). After the
 //! criterion groups, an interleaved A/B run prints plugin/raw ratios, which
 //! are steadier than separate criterion runs on a shared machine. `set` is

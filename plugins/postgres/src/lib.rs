@@ -42,6 +42,11 @@
 //!
 //! See [`PostgresOptions`]: `url`, `table`, `auto_create_table`,
 //! `pool_size`, `connect_timeout_ms`, `timeout_ms`, `prune_interval_ms`.
+//!
+//! This crate is the library: link it statically through `bento::Native`
+//! (any number of bundled drivers and buses fit in one executable). The
+//! plugin file `libbento_driver_postgres.so` is built by the thin
+//! `bento-driver-postgres-plugin` crate (`plugins/postgres/plugin`).
 
 use bento_plugin_api::toolkit::{self, require_at_least_one, Lifecycle};
 use bento_plugin_api::{
@@ -578,12 +583,6 @@ impl CacheDriver for PostgresDriver {
         }
         Ok(())
     }
-}
-
-bento_plugin_api::export_plugin! {
-    name: "postgres",
-    layers: [remote],
-    driver: PostgresDriver,
 }
 
 #[cfg(test)]

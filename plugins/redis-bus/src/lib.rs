@@ -14,6 +14,11 @@
 //!
 //! Not a cache driver: use `bento-driver-redis` for the L2. Options: see
 //! [`RedisBusOptions`].
+//!
+//! This crate is the library: link it statically through `bento::NativeBus`
+//! (any number of bundled drivers and buses fit in one executable). The
+//! plugin file `libbento_bus_redis.so` is built by the thin
+//! `bento-bus-redis-plugin` crate (`plugins/redis-bus/plugin`).
 
 mod options;
 pub mod subscriber;
@@ -98,5 +103,3 @@ impl CacheBus for RedisBus {
         Ok(())
     }
 }
-
-bento_plugin_api::export_plugin! { name: "redis", bus: RedisBus }

@@ -4,7 +4,7 @@
 //! against the same server. SPEC target: plugin `get` ≤ 1.10× raw.
 //!
 //! Build the plugin in the same profile first:
-//! `cargo build --release -p bento-driver-redis && cargo bench -p bento-driver-redis --bench redis_vs_raw`
+//! `cargo build --release -p bento-driver-redis-plugin && cargo bench -p bento-driver-redis --bench redis_vs_raw`
 //! (or point `BENTO_PLUGIN_DIR` at the folder holding the .so). After the
 //! criterion groups, an interleaved A/B run prints the plugin/raw ratios.
 

@@ -33,6 +33,11 @@
 //!
 //! Options (JSON): see [`RedisOptions`]. Not for: pub/sub (the `redis-bus`
 //! plugin), Sentinel, or use as an L1.
+//!
+//! This crate is the library: link it statically through `bento::Native`
+//! (any number of bundled drivers and buses fit in one executable). The
+//! plugin file `libbento_driver_redis.so` is built by the thin
+//! `bento-driver-redis-plugin` crate (`plugins/redis/plugin`).
 
 mod connection;
 mod glob;
@@ -304,12 +309,6 @@ impl CacheDriver for RedisDriver {
 /// `true` for the reply of a successful `SET`.
 fn is_ok(reply: &Value) -> bool {
     matches!(reply, Value::Okay) || matches!(reply, Value::SimpleString(text) if text == "OK")
-}
-
-bento_plugin_api::export_plugin! {
-    name: "redis",
-    layers: [remote],
-    driver: RedisDriver,
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! get/set throughput of the SQLite plugin, loaded through the host's loader
 //! like an application would (release build of the plugin required:
-//! `cargo build --release -p bento-driver-sqlite`, or set BENTO_PLUGIN_DIR).
+//! `cargo build --release -p bento-driver-sqlite-plugin`, or set BENTO_PLUGIN_DIR).
 //!
 //! `cargo bench -p bento-driver-sqlite --bench sqlite_ops`
 

@@ -26,6 +26,11 @@
 //! upsert with a `WHERE` (taken when absent, expired or already the
 //! owner's) under SQLite's write lock; expiry uses each process's wall clock,
 //! which processes on one machine share.
+//!
+//! This crate is the library: link it statically through `bento::Native`
+//! (any number of bundled drivers and buses fit in one executable). The
+//! plugin file `libbento_driver_sqlite.so` is built by the thin
+//! `bento-driver-sqlite-plugin` crate (`plugins/sqlite/plugin`).
 
 mod pool;
 mod table;
@@ -78,6 +83,21 @@ pub struct SqliteDriverOptions {
     /// since every connection would open its own empty database).
     #[serde(default)]
     pub pool_size: Option<usize>,
+}
+
+impl SqliteDriverOptions {
+    /// Options for the database file `path` (or `:memory:`), every other
+    /// option at its default, as the plugin's JSON `{"path": ...}` gives.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        SqliteDriverOptions {
+            path: path.into(),
+            table: default_table(),
+            auto_create_table: true,
+            prune_interval_ms: None,
+            busy_timeout_ms: default_busy_timeout_ms(),
+            pool_size: None,
+        }
+    }
 }
 
 /// Everything that can go wrong in this driver.
@@ -364,8 +384,14 @@ impl CacheDriver for SqliteDriver {
     }
 }
 
-bento_plugin_api::export_plugin! {
-    name: "sqlite",
-    layers: [remote],
-    driver: SqliteDriver,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_options_equal_the_plugin_defaults() {
+        let from_json: SqliteDriverOptions =
+            serde_json::from_str(r#"{"path": "/tmp/bento"}"#).expect("valid options JSON");
+        assert_eq!(SqliteDriverOptions::new("/tmp/bento"), from_json);
+    }
 }

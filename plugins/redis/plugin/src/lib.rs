@@ -1,0 +1,12 @@
+//! # bento-driver-redis-plugin
+//!
+//! The plugin file of the Redis / Valkey driver: `export_plugin!` over the types of the
+//! `bento-driver-redis` library crate, built as `libbento_driver_redis.so`. Nothing else lives
+//! here, so the library carries no plugin entry symbols and any number of
+//! bundled drivers and buses can be linked into one executable.
+
+bento_plugin_api::export_plugin! {
+    name: "redis",
+    layers: [remote],
+    driver: library::RedisDriver,
+}
