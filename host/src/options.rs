@@ -26,9 +26,12 @@ pub const DEFAULT_AUTO_RECOVERY_MAX_ITEMS: usize = 10_000;
 /// Options that override the layer below (operation > store > global >
 /// defaults). Everything not set inherits.
 ///
-/// Set options with the chained setters below; each setter's name is also
-/// the option's key in a config file (`ttl = "10m"`, `grace = false`).
-/// `get_*` methods read back what a layer sets (`None` = inherits).
+/// Set options with the chained setters below; a setter's name is also the
+/// option's key in a config file (`ttl = "10m"`, `grace = false`), apart
+/// from the per-operation ones.
+/// `get_*` methods read back what a layer sets: `None` = inherits, and for
+/// an option that can be switched off (`forever`, `no_grace`, `no_*`),
+/// `Some(None)` = switched off.
 ///
 /// ```
 /// use bento::CacheOptions;
@@ -472,6 +475,16 @@ mod tests {
         assert_eq!(settings.grace, Some(Duration::from_secs(5)));
         let op = settings.with(&CacheOptions::new().forever().no_grace());
         assert_eq!((op.ttl, op.grace), (None, None));
+    }
+
+    #[test]
+    fn no_setters_switch_off_what_a_lower_layer_sets() {
+        let store = CacheOptions::new().hard_timeout(Duration::from_secs(1)).l2_timeout(Duration::from_secs(2));
+        let op = CacheOptions::new().no_hard_timeout().no_l2_timeout();
+        assert_eq!(op.get_hard_timeout(), Some(None));
+        let settings = Settings::resolve(&op.over(&store), true);
+        assert_eq!((settings.hard_timeout, settings.l2_timeout), (None, None));
+        assert_eq!(Settings::resolve(&store, true).hard_timeout, Some(Duration::from_secs(1)));
     }
 
     #[test]
