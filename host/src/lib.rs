@@ -74,6 +74,7 @@ mod erased;
 mod error;
 mod events;
 mod factory;
+mod host_runtime;
 mod get_or_set;
 mod human;
 mod l1;

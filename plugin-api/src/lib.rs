@@ -74,6 +74,7 @@ mod capabilities;
 mod driver;
 mod error;
 mod export;
+mod host_io;
 mod prefix;
 mod runtime;
 pub mod toolkit;
@@ -83,6 +84,7 @@ pub use bus::{BusMessageHandler, CacheBus, ReconnectHandler};
 pub use capabilities::Capabilities;
 pub use driver::{CacheDriver, DriverConfig, SetItem};
 pub use error::{DriverError, DriverResult, ErrorKind};
+pub use host_io::{host_io_available, spawn_on_host, HostStream};
 pub use prefix::Prefix;
 pub use runtime::PluginRuntime;
 
@@ -96,4 +98,10 @@ pub mod __private {
     pub use abi_stable;
     pub use schemars;
     pub use serde_json;
+
+    /// The `attach_host_runtime` entry point of [`crate::export_plugin!`].
+    pub fn attach_host_runtime(runtime: crate::abi::FfiHostRuntimeBox) {
+        // Never unwind into the host.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::host_io::attach(runtime)));
+    }
 }

@@ -35,12 +35,13 @@
 //! plugin), Sentinel, or use as an L1.
 
 mod connection;
+mod direct;
 mod glob;
 mod options;
 
 pub use connection::{error_kind, NodeAddress};
 pub use glob::escape_glob;
-pub use options::{RedisOptions, Topology, DEFAULT_URL};
+pub use options::{IoMode, RedisOptions, Topology, DEFAULT_URL};
 
 use bento_plugin_api::toolkit;
 use bento_plugin_api::{CacheDriver, Capabilities, DriverConfig, DriverResult, Prefix, SetItem};

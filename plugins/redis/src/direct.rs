@@ -1,0 +1,223 @@
+//! A single server's multiplexed connection whose I/O runs on the
+//! caller's runtime when the host lends it (the `io: "auto"` mode).
+//!
+//! redis-rs's `ConnectionManager` dials with the tokio of the library that
+//! calls it, which in a plugin is the plugin's own runtime: the socket and
+//! the connection task then live on plugin threads, and every request
+//! crosses threads twice. Here the socket is dialled, then handed to the
+//! host's reactor ([`HostStream`]) and the connection task spawned on the
+//! host runtime polling the request ([`spawn_on_host`]), so requests and
+//! replies stay on the caller's threads, as with a statically linked
+//! driver. Where no host runtime is available (an older host, a request
+//! from a plain thread, a platform without file descriptors), the
+//! connection is dialled on the plugin runtime as `ConnectionManager`
+//! would.
+//!
+//! Reconnection is ours: a connection whose task ended (the server closed
+//! it, an I/O error, or the runtime it lived on shut down) or that failed
+//! a request with a connection error is replaced by the next request, which
+//! redials on the runtime current then. The connection is not moved while
+//! it works, even when later requests come from another runtime.
+
+use bento_plugin_api::{host_io_available, spawn_on_host, HostStream};
+use futures::future::BoxFuture;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, RedisError, RedisResult};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// One live connection: a handle to the connection task, and whether that
+/// task still runs.
+#[derive(Clone)]
+struct Live {
+    connection: MultiplexedConnection,
+    alive: Arc<AtomicBool>,
+}
+
+impl Live {
+    fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+}
+
+/// Clears the flag when the connection task ends or is dropped unfinished
+/// (its runtime shut down).
+struct AliveGuard(Arc<AtomicBool>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// How to dial, and the current connection.
+pub struct DirectConnection {
+    info: ConnectionInfo,
+    connection_timeout: Duration,
+    retries: usize,
+    live: RwLock<Option<Live>>,
+    /// Serializes redials: concurrent requests on a dead connection wait
+    /// for one dial instead of each opening a connection.
+    dialing: tokio::sync::Mutex<()>,
+}
+
+/// True for the addresses this module can dial: plain TCP and Unix
+/// sockets (TLS stays with `ConnectionManager`).
+pub fn supports(info: &ConnectionInfo) -> bool {
+    matches!(info.addr(), ConnectionAddr::Tcp(..) | ConnectionAddr::Unix(..))
+}
+
+impl DirectConnection {
+    /// A connection to `info`, not dialled yet. Each dial attempt may take
+    /// `connection_timeout`; a failed dial is retried `retries` times with
+    /// a backoff from 50 ms doubling up to 1 s.
+    pub fn new(info: ConnectionInfo, connection_timeout: Duration, retries: usize) -> Self {
+        DirectConnection {
+            info,
+            connection_timeout,
+            retries,
+            live: RwLock::new(None),
+            dialing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Dial now unless a working connection exists.
+    pub async fn connect(&self) -> RedisResult<()> {
+        self.live().await.map(drop)
+    }
+
+    /// Send a request on the current connection (dialling one if needed);
+    /// a connection error marks the connection for replacement.
+    pub async fn request<T, F, Fut>(&self, send: F) -> RedisResult<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let live = self.live().await?;
+        let result = send(live.connection.clone()).await;
+        if let Err(error) = &result {
+            if error.is_connection_dropped() || error.is_io_error() || error.is_unrecoverable_error() {
+                live.alive.store(false, Ordering::Release);
+            }
+        }
+        result
+    }
+
+    fn current(&self) -> Option<Live> {
+        // A poisoned lock only means a panic while swapping an Option.
+        let guard = self.live.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard.as_ref().filter(|live| live.is_alive()).cloned()
+    }
+
+    async fn live(&self) -> RedisResult<Live> {
+        if let Some(live) = self.current() {
+            return Ok(live);
+        }
+        let _dialing = self.dialing.lock().await;
+        if let Some(live) = self.current() {
+            return Ok(live);
+        }
+        let live = self.dial_with_retries().await?;
+        let mut guard = self.live.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *guard = Some(live.clone());
+        Ok(live)
+    }
+
+    async fn dial_with_retries(&self) -> RedisResult<Live> {
+        let mut delay = Duration::from_millis(50);
+        let mut attempt = 0;
+        loop {
+            let result = match tokio::time::timeout(self.connection_timeout, self.dial()).await {
+                Ok(result) => result,
+                Err(_) => Err(RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("connection attempt timed out after {} ms", self.connection_timeout.as_millis()),
+                ))),
+            };
+            match result {
+                Ok(live) => return Ok(live),
+                Err(error) if attempt >= self.retries => return Err(error),
+                Err(_) => {
+                    attempt += 1;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    /// One dial: on the host runtime when one is available here, else on
+    /// the plugin's.
+    async fn dial(&self) -> RedisResult<Live> {
+        let on_host = host_io_available();
+        match self.info.addr() {
+            ConnectionAddr::Tcp(host, port) => {
+                // Dialled with the plugin's tokio (the connect and any DNS
+                // lookup run on the plugin runtime), then handed over.
+                let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+                stream.set_nodelay(true)?;
+                if on_host {
+                    self.start_on_host(HostStream::from_tcp(stream.into_std()?)?).await
+                } else {
+                    self.start_on_plugin(stream).await
+                }
+            }
+            #[cfg(unix)]
+            ConnectionAddr::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                if on_host {
+                    self.start_on_host(HostStream::from_unix(stream.into_std()?)?).await
+                } else {
+                    self.start_on_plugin(stream).await
+                }
+            }
+            other => Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                format!("cannot dial {other:?} directly"),
+            ))),
+        }
+    }
+
+    async fn handshake<C>(&self, stream: C) -> RedisResult<(Live, BoxFuture<'static, ()>)>
+    where
+        C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        // No response timer of redis-rs's own: the driver's deadline
+        // bounds every request (see `connection::bounded`).
+        let config = AsyncConnectionConfig::new().set_response_timeout(None);
+        let (connection, task) =
+            MultiplexedConnection::new_with_config(self.info.redis_settings(), stream, config).await?;
+        let alive = Arc::new(AtomicBool::new(true));
+        let guard = AliveGuard(alive.clone());
+        let task = async move {
+            let _guard = guard;
+            task.await;
+        };
+        Ok((Live { connection, alive }, Box::pin(task)))
+    }
+
+    async fn start_on_host(&self, stream: HostStream) -> RedisResult<Live> {
+        let (live, task) = self.handshake(stream).await?;
+        match spawn_on_host(task) {
+            Ok(()) => Ok(live),
+            // The host runtime went away between the dial and now.
+            Err(_dropped) => Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "the host runtime is no longer available",
+            ))),
+        }
+    }
+
+    async fn start_on_plugin<C>(&self, stream: C) -> RedisResult<Live>
+    where
+        C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (live, task) = self.handshake(stream).await?;
+        // Polled in the plugin runtime's context (as every driver call
+        // is), so this is the plugin runtime.
+        drop(tokio::spawn(task));
+        Ok(live)
+    }
+}
