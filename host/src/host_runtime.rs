@@ -16,11 +16,8 @@
 //! runtime a plugin sees "not available" and keeps its own runtime.
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RResult, RSlice, RSliceMut};
-use bento_plugin_api::abi::{
-    FfiContext, FfiFuture, FfiHostRuntime, FfiHostRuntimeBox, FfiHostRuntime_TO, FfiHostSocketBox, FfiIoResult,
-    FfiPoll, FfiResult,
-};
+use abi_stable::std_types::RResult;
+use bento_plugin_api::abi::{FfiFuture, FfiHostRuntime, FfiHostRuntimeBox, FfiHostRuntime_TO, FfiHostSocketBox, FfiResult};
 use bento_plugin_api::DriverError;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use tokio::runtime::{Handle, RuntimeFlavor};
@@ -97,7 +94,8 @@ fn register(_fd: i64) -> Result<FfiHostSocketBox, DriverError> {
 #[cfg(unix)]
 mod unix {
     use super::*;
-    use bento_plugin_api::abi::FfiHostSocket;
+    use abi_stable::std_types::{RSlice, RSliceMut};
+    use bento_plugin_api::abi::{FfiContext, FfiHostSocket, FfiIoResult, FfiPoll};
     use std::io::{Read as _, Write as _};
     use std::net::{Shutdown, TcpStream};
     use std::task::Poll;
