@@ -95,11 +95,12 @@ fn register(_fd: i64) -> Result<FfiHostSocketBox, DriverError> {
 mod unix {
     use super::*;
     use abi_stable::std_types::{RSlice, RSliceMut};
-    use bento_plugin_api::abi::{FfiContext, FfiHostSocket, FfiIoResult, FfiPoll};
+    use bento_plugin_api::abi::{FfiContext, FfiHostSocket, FfiIoResult, FfiPoll, IO_OTHER_ERROR, IO_WOULD_BLOCK};
     use std::io::{Read as _, Write as _};
     use std::net::{Shutdown, TcpStream};
     use std::task::Poll;
     use tokio::io::unix::AsyncFd;
+    use tokio::io::Interest;
 
     /// A plugin's socket on the reactor of the runtime that registered it
     /// (its drop deregisters it there, whichever thread drops it).
@@ -110,7 +111,9 @@ mod unix {
     fn io_result(result: std::io::Result<usize>) -> FfiIoResult {
         match result {
             Ok(count) => RResult::ROk(count),
-            Err(error) => RResult::RErr(error.raw_os_error().unwrap_or(-1)),
+            // tokio's own "not ready" carries no OS error number.
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => RResult::RErr(IO_WOULD_BLOCK),
+            Err(error) => RResult::RErr(error.raw_os_error().unwrap_or(IO_OTHER_ERROR)),
         }
     }
 
@@ -123,25 +126,35 @@ mod unix {
     }
 
     impl FfiHostSocket for HostSocket {
-        fn poll_read(&self, cx: &mut FfiContext<'_>, mut buf: RSliceMut<'_, u8>) -> FfiPoll<FfiIoResult> {
-            let buf = buf.as_mut_slice();
+        fn poll_read_ready(&self, cx: &mut FfiContext<'_>) -> FfiPoll<FfiIoResult> {
             ffi_poll(catch_unwind(AssertUnwindSafe(|| {
-                cx.with_context(|cx| loop {
-                    let mut ready = match self.fd.poll_read_ready(cx) {
-                        Poll::Ready(Ok(ready)) => ready,
-                        Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
-                        Poll::Pending => return Poll::Pending,
-                    };
-                    // `try_io` clears readiness only on "would block", with
-                    // the readiness tick it observed.
-                    if let Ok(result) = ready.try_io(|socket| {
-                        let mut stream = socket.get_ref();
-                        stream.read(buf)
-                    }) {
-                        return Poll::Ready(result);
+                cx.with_context(|cx| match self.fd.poll_read_ready(cx) {
+                    // Keep the readiness: `try_read` clears it when the
+                    // read would block.
+                    Poll::Ready(Ok(mut ready)) => {
+                        ready.retain_ready();
+                        Poll::Ready(Ok(0))
                     }
+                    Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+                    Poll::Pending => Poll::Pending,
                 })
             })))
+        }
+
+        fn try_read(&self, mut buf: RSliceMut<'_, u8>) -> FfiIoResult {
+            let buf = buf.as_mut_slice();
+            // `try_io` reads only when the reactor saw readiness, and clears
+            // it (with the tick it observed) when the read would block.
+            let read = catch_unwind(AssertUnwindSafe(|| {
+                self.fd.try_io(Interest::READABLE, |socket| {
+                    let mut stream = socket;
+                    stream.read(buf)
+                })
+            }));
+            match read {
+                Ok(result) => io_result(result),
+                Err(_) => RResult::RErr(IO_OTHER_ERROR),
+            }
         }
 
         fn poll_write(&self, cx: &mut FfiContext<'_>, buf: RSlice<'_, u8>) -> FfiPoll<FfiIoResult> {

@@ -16,7 +16,7 @@
 //! driver then keeps its I/O on the plugin runtime. Everything here is
 //! optional for a driver: the plugin runtime path stays the default.
 
-use crate::abi::{FfiHostRuntimeBox, FfiHostSocketBox};
+use crate::abi::{FfiHostRuntimeBox, FfiHostSocketBox, IO_OTHER_ERROR, IO_WOULD_BLOCK};
 use crate::error::DriverError;
 use crate::runtime::{Guarded, PluginRuntime};
 use abi_stable::std_types::RResult;
@@ -151,7 +151,8 @@ fn not_available() -> io::Error {
 fn io_result(poll: FfiPoll<RResult<usize, i32>>) -> Poll<io::Result<usize>> {
     match poll {
         FfiPoll::Ready(RResult::ROk(count)) => Poll::Ready(Ok(count)),
-        FfiPoll::Ready(RResult::RErr(-1)) => Poll::Ready(Err(io::Error::other("host socket error"))),
+        FfiPoll::Ready(RResult::RErr(IO_WOULD_BLOCK)) => Poll::Ready(Err(io::ErrorKind::WouldBlock.into())),
+        FfiPoll::Ready(RResult::RErr(IO_OTHER_ERROR)) => Poll::Ready(Err(io::Error::other("host socket error"))),
         FfiPoll::Ready(RResult::RErr(code)) => Poll::Ready(Err(io::Error::from_raw_os_error(code))),
         FfiPoll::Pending => Poll::Pending,
         FfiPoll::Panicked => Poll::Ready(Err(io::Error::other("the host panicked during socket I/O"))),
@@ -160,16 +161,28 @@ fn io_result(poll: FfiPoll<RResult<usize, i32>>) -> Poll<io::Result<usize>> {
 
 impl AsyncRead for HostStream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let want = buf.remaining().min(MAX_READ);
-        let target = buf.initialize_unfilled_to(want);
-        let read = cx.with_ffi_context(|cx| self.socket.poll_read(cx, target.into()));
-        match io_result(read) {
-            Poll::Ready(Ok(count)) => {
-                buf.advance(count);
-                Poll::Ready(Ok(()))
+        loop {
+            // Readiness first: a codec polls its stream after every frame,
+            // and most of those polls find nothing to read; the buffer is
+            // prepared only when there is.
+            match io_result(cx.with_ffi_context(|cx| self.socket.poll_read_ready(cx))) {
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return Poll::Pending,
             }
-            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
-            Poll::Pending => Poll::Pending,
+            let want = buf.remaining().min(MAX_READ);
+            let target = buf.initialize_unfilled_to(want);
+            match io_result(FfiPoll::Ready(self.socket.try_read(target.into()))) {
+                Poll::Ready(Ok(count)) => {
+                    buf.advance(count);
+                    return Poll::Ready(Ok(()));
+                }
+                // Readiness was stale and is now cleared: poll it again,
+                // which registers the waker.
+                Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return Poll::Pending,
+            }
         }
     }
 }

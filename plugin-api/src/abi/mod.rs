@@ -210,9 +210,16 @@ pub trait FfiBus: Send + Sync {
 /// An owned bus object.
 pub type FfiBusBox = FfiBus_TO<'static, RBox<()>>;
 
-/// The result of one host socket read or write: the byte count, or the
-/// OS error number (`errno`; -1 when the error has none).
+/// The result of one host socket call: the byte count, or the OS error
+/// number (`errno`), or [`IO_WOULD_BLOCK`] / [`IO_OTHER_ERROR`].
 pub type FfiIoResult = RResult<usize, i32>;
+
+/// [`FfiIoResult`] error: the operation would block (whatever the
+/// platform's `EAGAIN`).
+pub const IO_WOULD_BLOCK: i32 = -2;
+
+/// [`FfiIoResult`] error: an error without an OS error number.
+pub const IO_OTHER_ERROR: i32 = -1;
 
 /// The tokio runtime a host lends its plugins (appended to [`PluginMod`]
 /// in 0.1.1, see `attach_host_runtime`), so a driver can run its I/O on
@@ -248,9 +255,16 @@ pub type FfiHostRuntimeBox = FfiHostRuntime_TO<'static, RBox<()>>;
 /// block" (tokio's `AsyncFd::try_io`).
 #[sabi_trait]
 pub trait FfiHostSocket: Send + Sync {
-    /// Read into `buf`: the byte count (0 = end of stream), an error, or
-    /// pending with `cx`'s waker registered for read readiness.
-    fn poll_read(&self, cx: &mut FfiContext<'_>, buf: RSliceMut<'_, u8>) -> FfiPoll<FfiIoResult>;
+    /// Ready (`ROk(0)`) when the reactor saw the socket readable since the
+    /// last read that would have blocked, else pending with `cx`'s waker
+    /// registered for read readiness. Reading is a separate call
+    /// ([`FfiHostSocket::try_read`]) so that the caller prepares a buffer
+    /// only when there is something to read.
+    fn poll_read_ready(&self, cx: &mut FfiContext<'_>) -> FfiPoll<FfiIoResult>;
+    /// Read into `buf` if the socket is known readable: the byte count
+    /// (0 = end of stream), or an error; [`IO_WOULD_BLOCK`] when it is
+    /// not, which clears the readiness (poll again).
+    fn try_read(&self, buf: RSliceMut<'_, u8>) -> FfiIoResult;
     /// Write from `buf`: the byte count, an error, or pending with `cx`'s
     /// waker registered for write readiness.
     fn poll_write(&self, cx: &mut FfiContext<'_>, buf: RSlice<'_, u8>) -> FfiPoll<FfiIoResult>;
