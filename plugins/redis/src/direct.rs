@@ -24,16 +24,16 @@ use futures::future::BoxFuture;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, RedisError, RedisResult};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-/// One live connection: a handle to the connection task, and whether that
-/// task still runs.
-#[derive(Clone)]
+/// One live connection: a handle to the connection task, whether that
+/// task still runs, and which dial made it.
 struct Live {
     connection: MultiplexedConnection,
     alive: Arc<AtomicBool>,
+    generation: u64,
 }
 
 impl Live {
@@ -58,6 +58,8 @@ pub struct DirectConnection {
     connection_timeout: Duration,
     retries: usize,
     live: RwLock<Option<Live>>,
+    /// Dials so far (each connection's `generation`).
+    dials: AtomicU64,
     /// Serializes redials: concurrent requests on a dead connection wait
     /// for one dial instead of each opening a connection.
     dialing: tokio::sync::Mutex<()>,
@@ -79,13 +81,14 @@ impl DirectConnection {
             connection_timeout,
             retries,
             live: RwLock::new(None),
+            dials: AtomicU64::new(0),
             dialing: tokio::sync::Mutex::new(()),
         }
     }
 
     /// Dial now unless a working connection exists.
     pub async fn connect(&self) -> RedisResult<()> {
-        self.live().await.map(drop)
+        self.connection().await.map(drop)
     }
 
     /// Send a request on the current connection (dialling one if needed);
@@ -95,34 +98,44 @@ impl DirectConnection {
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let live = self.live().await?;
-        let result = send(live.connection.clone()).await;
+        let (connection, generation) = self.connection().await?;
+        let result = send(connection).await;
         if let Err(error) = &result {
             if error.is_connection_dropped() || error.is_io_error() || error.is_unrecoverable_error() {
-                live.alive.store(false, Ordering::Release);
+                self.mark_broken(generation);
             }
         }
         result
     }
 
-    fn current(&self) -> Option<Live> {
+    /// A handle on the working connection and its generation. The fast
+    /// path of every request: one read lock and one handle clone.
+    fn current(&self) -> Option<(MultiplexedConnection, u64)> {
         // A poisoned lock only means a panic while swapping an Option.
         let guard = self.live.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        guard.as_ref().filter(|live| live.is_alive()).cloned()
+        guard.as_ref().filter(|live| live.is_alive()).map(|live| (live.connection.clone(), live.generation))
     }
 
-    async fn live(&self) -> RedisResult<Live> {
-        if let Some(live) = self.current() {
-            return Ok(live);
+    fn mark_broken(&self, generation: u64) {
+        let guard = self.live.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(live) = guard.as_ref().filter(|live| live.generation == generation) {
+            live.alive.store(false, Ordering::Release);
+        }
+    }
+
+    async fn connection(&self) -> RedisResult<(MultiplexedConnection, u64)> {
+        if let Some(current) = self.current() {
+            return Ok(current);
         }
         let _dialing = self.dialing.lock().await;
-        if let Some(live) = self.current() {
-            return Ok(live);
+        if let Some(current) = self.current() {
+            return Ok(current);
         }
         let live = self.dial_with_retries().await?;
+        let current = (live.connection.clone(), live.generation);
         let mut guard = self.live.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        *guard = Some(live.clone());
-        Ok(live)
+        *guard = Some(live);
+        Ok(current)
     }
 
     async fn dial_with_retries(&self) -> RedisResult<Live> {
@@ -157,7 +170,14 @@ impl DirectConnection {
                 // Dialled with the plugin's tokio (the connect and any DNS
                 // lookup run on the plugin runtime), then handed over.
                 let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
-                stream.set_nodelay(true)?;
+                // The socket options redis-rs would set (its default keeps
+                // Nagle's algorithm on, which lets many concurrent requests
+                // share packets).
+                let settings = self.info.tcp_settings();
+                stream.set_nodelay(settings.nodelay())?;
+                if let Some(keepalive) = settings.keepalive() {
+                    redis::io::tcp::socket2::SockRef::from(&stream).set_tcp_keepalive(keepalive)?;
+                }
                 if on_host {
                     self.start_on_host(HostStream::from_tcp(stream.into_std()?)?).await
                 } else {
@@ -195,7 +215,8 @@ impl DirectConnection {
             let _guard = guard;
             task.await;
         };
-        Ok((Live { connection, alive }, Box::pin(task)))
+        let generation = self.dials.fetch_add(1, Ordering::Relaxed);
+        Ok((Live { connection, alive, generation }, Box::pin(task)))
     }
 
     async fn start_on_host(&self, stream: HostStream) -> RedisResult<Live> {
