@@ -24,7 +24,9 @@ use futures::future::BoxFuture;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, RedisError, RedisResult};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -60,6 +62,8 @@ pub struct DirectConnection {
     live: RwLock<Option<Live>>,
     /// Dials so far (each connection's `generation`).
     dials: AtomicU64,
+    /// Requests under way (see `Batching`).
+    in_flight: Arc<AtomicUsize>,
     /// Serializes redials: concurrent requests on a dead connection wait
     /// for one dial instead of each opening a connection.
     dialing: tokio::sync::Mutex<()>,
@@ -82,6 +86,7 @@ impl DirectConnection {
             retries,
             live: RwLock::new(None),
             dials: AtomicU64::new(0),
+            in_flight: Arc::new(AtomicUsize::new(0)),
             dialing: tokio::sync::Mutex::new(()),
         }
     }
@@ -99,6 +104,7 @@ impl DirectConnection {
         Fut: Future<Output = RedisResult<T>>,
     {
         let (connection, generation) = self.connection().await?;
+        let _in_flight = InFlight::enter(&self.in_flight);
         let result = send(connection).await;
         if let Err(error) = &result {
             if error.is_connection_dropped() || error.is_io_error() || error.is_unrecoverable_error() {
@@ -221,6 +227,7 @@ impl DirectConnection {
 
     async fn start_on_host(&self, stream: HostStream) -> RedisResult<Live> {
         let (live, task) = self.handshake(stream).await?;
+        let task = Batching { inner: task, in_flight: self.in_flight.clone(), yielded: false };
         match spawn_on_host(task) {
             Ok(()) => Ok(live),
             // The host runtime went away between the dial and now.
@@ -240,5 +247,53 @@ impl DirectConnection {
         // is), so this is the plugin runtime.
         drop(tokio::spawn(task));
         Ok(live)
+    }
+}
+
+/// Counts a request under way while it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The connection task on the host runtime, which lets the other runnable
+/// tasks go first when several requests are under way.
+///
+/// On the caller's runtime, a request wakes the connection task from the
+/// caller's own worker, and tokio runs a task woken that way right after
+/// the waker (its "LIFO slot"): with many concurrent callers, the task
+/// then writes each request on its own, one syscall (and one packet for
+/// the server) per request. Yielding once per wake-up while more than one
+/// request is under way lets the other ready callers queue theirs first,
+/// so one write carries many, as on a connection task of its own thread.
+/// With one request under way it never yields: a yield would wake the
+/// other worker for nothing.
+struct Batching {
+    inner: BoxFuture<'static, ()>,
+    in_flight: Arc<AtomicUsize>,
+    yielded: bool,
+}
+
+impl Future for Batching {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.yielded && self.in_flight.load(Ordering::Relaxed) > 1 {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        self.yielded = false;
+        self.inner.as_mut().poll(cx)
     }
 }
