@@ -17,7 +17,9 @@
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::RResult;
-use bento_plugin_api::abi::{FfiFuture, FfiHostRuntime, FfiHostRuntimeBox, FfiHostRuntime_TO, FfiHostSocketBox, FfiResult};
+use bento_plugin_api::abi::{
+    FfiFuture, FfiHostRuntime, FfiHostRuntimeBox, FfiHostRuntime_TO, FfiHostSocketBox, FfiResult,
+};
 use bento_plugin_api::DriverError;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use tokio::runtime::{Handle, RuntimeFlavor};

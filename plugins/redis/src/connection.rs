@@ -91,10 +91,7 @@ impl Connection {
                     // all attempts plus the backoff between them.
                     let budget = connection_timeout * (RECONNECT_RETRIES as u32 + 1) + Duration::from_secs(1);
                     bounded(budget, connect, direct.connect()).await?;
-                    return Ok(Connection {
-                        backend: RwLock::new(Some(Backend::Direct(Arc::new(direct)))),
-                        deadline,
-                    });
+                    return Ok(Connection { backend: RwLock::new(Some(Backend::Direct(Arc::new(direct)))), deadline });
                 }
                 // One timer per request: `bounded` (connection + response
                 // timeout) already covers the reply, so redis-rs adds no
@@ -156,7 +153,8 @@ impl Connection {
         match self.backend()? {
             Backend::Single(mut manager) => bounded(self.deadline, context, command.query_async(&mut manager)).await,
             Backend::Direct(direct) => {
-                let request = direct.request(|mut connection| async move { command.query_async(&mut connection).await });
+                let request =
+                    direct.request(|mut connection| async move { command.query_async(&mut connection).await });
                 bounded(self.deadline, context, request).await
             }
             Backend::Cluster(mut cluster) => bounded(self.deadline, context, command.query_async(&mut cluster)).await,
@@ -169,7 +167,8 @@ impl Connection {
         match self.backend()? {
             Backend::Single(mut manager) => bounded(self.deadline, context, pipeline.query_async(&mut manager)).await,
             Backend::Direct(direct) => {
-                let request = direct.request(|mut connection| async move { pipeline.query_async(&mut connection).await });
+                let request =
+                    direct.request(|mut connection| async move { pipeline.query_async(&mut connection).await });
                 bounded(self.deadline, context, request).await
             }
             Backend::Cluster(mut cluster) => bounded(self.deadline, context, pipeline.query_async(&mut cluster)).await,

@@ -26,8 +26,8 @@ use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, RedisError, R
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// One live connection: a handle to the connection task, whether that
