@@ -13,6 +13,10 @@
 //! connection is dialled on the plugin runtime as `ConnectionManager`
 //! would.
 //!
+//! On the caller's runtime the connection task yields once per wake-up
+//! while several requests are under way, so that concurrent requests share
+//! a write (see `Batching`).
+//!
 //! Reconnection is ours: a connection whose task ended (the server closed
 //! it, an I/O error, or the runtime it lived on shut down) or that failed
 //! a request with a connection error is replaced by the next request, which
