@@ -8,10 +8,11 @@
 //! host's reactor ([`HostStream`]) and the connection task spawned on the
 //! host runtime polling the request ([`spawn_on_host`]), so requests and
 //! replies stay on the caller's threads, as with a statically linked
-//! driver. Where no host runtime is available (an older host, a request
-//! from a plain thread, a platform without file descriptors), the
-//! connection is dialled on the plugin runtime as `ConnectionManager`
-//! would.
+//! driver. Where no host runtime is available (an older host, a
+//! current-thread runtime, a request from a plain thread, a platform
+//! without file descriptors), the connection is dialled on the plugin
+//! runtime as `ConnectionManager` would (linked statically, that is the
+//! caller's runtime).
 //!
 //! On the caller's runtime the connection task yields once per wake-up
 //! while several requests are under way, so that concurrent requests share
