@@ -31,7 +31,7 @@ use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, RedisError, R
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -69,6 +69,10 @@ pub struct DirectConnection {
     dials: AtomicU64,
     /// Requests under way (see `Batching`).
     in_flight: Arc<AtomicUsize>,
+    /// Dials finished, successful or not, and the error of the last one
+    /// when it failed: requests that waited for a dial share its outcome.
+    finished_dials: AtomicU64,
+    last_dial_error: Mutex<Option<RedisError>>,
     /// Serializes redials: concurrent requests on a dead connection wait
     /// for one dial instead of each opening a connection.
     dialing: tokio::sync::Mutex<()>,
@@ -92,6 +96,8 @@ impl DirectConnection {
             live: RwLock::new(None),
             dials: AtomicU64::new(0),
             in_flight: Arc::new(AtomicUsize::new(0)),
+            finished_dials: AtomicU64::new(0),
+            last_dial_error: Mutex::new(None),
             dialing: tokio::sync::Mutex::new(()),
         }
     }
@@ -138,11 +144,25 @@ impl DirectConnection {
         if let Some(current) = self.current() {
             return Ok(current);
         }
+        let seen = self.finished_dials.load(Ordering::Acquire);
         let _dialing = self.dialing.lock().await;
         if let Some(current) = self.current() {
             return Ok(current);
         }
-        let live = self.dial_with_retries().await?;
+        // A dial finished (and failed) while this request waited for it:
+        // share its error rather than dial again, so that concurrent
+        // requests during an outage fail together, as with redis-rs's
+        // connection manager, instead of queueing for one dial each.
+        if self.finished_dials.load(Ordering::Acquire) != seen {
+            let last = self.last_dial_error.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(error) = last.clone() {
+                return Err(error);
+            }
+        }
+        let dialled = self.dial_with_retries().await;
+        *self.last_dial_error.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = dialled.as_ref().err().cloned();
+        self.finished_dials.fetch_add(1, Ordering::Release);
+        let live = dialled?;
         let current = (live.connection.clone(), live.generation);
         let mut guard = self.live.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         *guard = Some(live);
