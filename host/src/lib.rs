@@ -92,6 +92,8 @@ mod error;
 mod events;
 mod factory;
 mod get_or_set;
+#[cfg(feature = "plugins")]
+mod host_runtime;
 mod human;
 mod l1;
 mod l2;

@@ -7,6 +7,8 @@
 //! distinct, clear errors; then `abi_stable` checks the root module's layout
 //! against the ABI revision the plugin was built against
 //! (`bento_plugin_api::abi::init_root_module`).
+//! Once loaded, a plugin is lent the host's tokio runtime
+//! ([`crate::host_runtime`]).
 //! We use `lib_header_from_path(..).init_root_module()` rather than
 //! `RootModule::load_from_file`, which caches one module per type per process
 //! and would hand back the first plugin for every later file.
@@ -173,6 +175,12 @@ impl Plugin {
             driver_options_schema: schema(&metadata.driver_options_schema),
             bus_options_schema: schema(&metadata.bus_options_schema),
         };
+        // Lend the host's runtime: a plugin that uses it runs its I/O on
+        // the runtime polling its futures (see `host_runtime`). Plugins
+        // built before this entry point lack it and keep their own.
+        if let Some(attach) = module.attach_host_runtime() {
+            attach(crate::host_runtime::host_runtime());
+        }
         tracing::debug!(path = %path.display(), name = %info.name, version = %info.version, "loaded plugin");
         Ok(Plugin { loaded: Arc::new(LoadedPlugin { path: path.to_owned(), module, info: Arc::new(info) }) })
     }

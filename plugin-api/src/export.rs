@@ -100,9 +100,14 @@ macro_rules! __export_plugin_impl {
                 $crate::PluginRuntime::configure(worker_threads as usize)
             }
 
+            extern "C" fn attach_host_runtime(runtime: $crate::abi::FfiHostRuntimeBox) {
+                $crate::__private::attach_host_runtime(runtime)
+            }
+
             fn root_module() -> $crate::abi::PluginModRef {
                 use $crate::__private::abi_stable::prefix_type::PrefixTypeTrait;
-                $crate::abi::PluginMod { metadata, create_driver, create_bus, configure_runtime }.leak_into_prefix()
+                $crate::abi::PluginMod { metadata, create_driver, create_bus, configure_runtime, attach_host_runtime }
+                    .leak_into_prefix()
             }
 
             /// The API-version marker the host probes before loading.

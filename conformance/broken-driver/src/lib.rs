@@ -372,9 +372,12 @@ mod wrong_api_version {
         true
     }
 
+    extern "C" fn attach_host_runtime(_runtime: abi::FfiHostRuntimeBox) {}
+
     fn root_module() -> abi::PluginModRef {
         use abi_stable::prefix_type::PrefixTypeTrait;
-        abi::PluginMod { metadata, create_driver, create_bus, configure_runtime }.leak_into_prefix()
+        abi::PluginMod { metadata, create_driver, create_bus, configure_runtime, attach_host_runtime }
+            .leak_into_prefix()
     }
 
     /// The API-version marker the host probes before loading: a wrong one.

@@ -21,10 +21,12 @@ use abi_stable::{
     library::{LibHeader, LibraryError, RootModule},
     package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
-    std_types::{RBox, ROption, RResult, RStr, RString, RVec},
+    std_types::{RBox, ROption, RResult, RSlice, RSliceMut, RStr, RString, RVec},
     StableAbi,
 };
-use async_ffi::FfiFuture;
+/// The async-ffi types of the ABI, re-exported so a host needs no direct
+/// dependency on async-ffi.
+pub use async_ffi::{FfiContext, FfiFuture, FfiPoll};
 
 /// A [`DriverError`] in its stable form.
 #[repr(C)]
@@ -212,6 +214,72 @@ pub trait FfiBus: Send + Sync {
 /// An owned bus object.
 pub type FfiBusBox = FfiBus_TO<'static, RBox<()>>;
 
+/// The result of one host socket call: the byte count, or the OS error
+/// number (`errno`), or [`IO_WOULD_BLOCK`] / [`IO_OTHER_ERROR`].
+pub type FfiIoResult = RResult<usize, i32>;
+
+/// [`FfiIoResult`] error: the operation would block (whatever the
+/// platform's `EAGAIN`).
+pub const IO_WOULD_BLOCK: i32 = -2;
+
+/// [`FfiIoResult`] error: an error without an OS error number.
+pub const IO_OTHER_ERROR: i32 = -1;
+
+/// The tokio runtime a host lends its plugins (appended to [`PluginMod`]
+/// in 0.1.1, see `attach_host_runtime`), so a driver can run its I/O on
+/// the caller's runtime instead of handing every request to the plugin's
+/// own threads. Every method acts on the host runtime *current on the
+/// calling thread*, the one polling the plugin's future; the plugin must
+/// treat "none current" as "not available" and use its own runtime.
+#[sabi_trait]
+pub trait FfiHostRuntime: Send + Sync {
+    /// True when a host tokio runtime that the host lends (with I/O
+    /// enabled; the bundled host lends multi-thread runtimes only) is
+    /// current on the calling thread.
+    fn available(&self) -> bool;
+    /// Run `future` to completion on the host runtime current on the
+    /// calling thread. False, with `future` dropped, when none is. When
+    /// that runtime shuts down the future is dropped unfinished.
+    fn spawn(&self, future: FfiFuture<()>) -> bool;
+    /// Take ownership of `fd`, a connected stream socket in non-blocking
+    /// mode, and register it with the reactor of the host runtime current
+    /// on the calling thread. Dropping the returned object deregisters it
+    /// from that reactor and closes the socket. On error the socket is
+    /// closed too.
+    #[sabi(last_prefix_field)]
+    fn register_socket(&self, fd: i64) -> FfiResult<FfiHostSocketBox>;
+}
+
+/// An owned host runtime object.
+pub type FfiHostRuntimeBox = FfiHostRuntime_TO<'static, RBox<()>>;
+
+/// A socket registered with a host reactor
+/// ([`FfiHostRuntime::register_socket`]). The host performs the reads and
+/// writes itself, so readiness is cleared exactly when the OS says "would
+/// block" (tokio's `AsyncFd::try_io`).
+#[sabi_trait]
+pub trait FfiHostSocket: Send + Sync {
+    /// Ready (`ROk(0)`) when the reactor saw the socket readable since the
+    /// last read that would have blocked, else pending with `cx`'s waker
+    /// registered for read readiness. Reading is a separate call
+    /// ([`FfiHostSocket::try_read`]) so that the caller prepares a buffer
+    /// only when there is something to read.
+    fn poll_read_ready(&self, cx: &mut FfiContext<'_>) -> FfiPoll<FfiIoResult>;
+    /// Read into `buf` if the socket is known readable: the byte count
+    /// (0 = end of stream), or an error; [`IO_WOULD_BLOCK`] when it is
+    /// not, which clears the readiness (poll again).
+    fn try_read(&self, buf: RSliceMut<'_, u8>) -> FfiIoResult;
+    /// Write from `buf`: the byte count, an error, or pending with `cx`'s
+    /// waker registered for write readiness.
+    fn poll_write(&self, cx: &mut FfiContext<'_>, buf: RSlice<'_, u8>) -> FfiPoll<FfiIoResult>;
+    /// Shut down the writing half (0 on success, else the OS error number).
+    #[sabi(last_prefix_field)]
+    fn shutdown_write(&self) -> FfiIoResult;
+}
+
+/// An owned host socket object.
+pub type FfiHostSocketBox = FfiHostSocket_TO<'static, RBox<()>>;
+
 /// The root module every plugin exports (via [`crate::export_plugin!`]).
 #[repr(C)]
 #[derive(StableAbi)]
@@ -230,6 +298,13 @@ pub struct PluginMod {
     /// before this field existed lack it (the accessor returns `None`).
     #[sabi(missing_field(option))]
     pub configure_runtime: extern "C" fn(worker_threads: u32) -> bool,
+    /// Lend the host's tokio runtime to the plugin ([`FfiHostRuntime`]);
+    /// the host calls it once, right after loading. A plugin keeps the
+    /// first one it is given and may ignore it. Plugins built before this
+    /// field existed lack it (the accessor returns `None`) and keep all
+    /// their I/O on their own runtime.
+    #[sabi(missing_field(option))]
+    pub attach_host_runtime: extern "C" fn(runtime: FfiHostRuntimeBox),
 }
 
 impl RootModule for PluginModRef {
@@ -305,7 +380,8 @@ pub fn init_root_module(header: &LibHeader, plugin_api: &str) -> Result<PluginMo
     header.ensure_layout::<v0_1_0::PluginModRef>()?;
     // SAFETY: the library's root module was just checked against the
     // 0.1.0 layout. Today's `PluginMod` differs only by fields after its
-    // last prefix field (`configure_runtime`, read as an `Option`), and the
+    // last prefix field (`configure_runtime`, `attach_host_runtime`, each
+    // read as an `Option`), and the
     // other types reachable from it that differ are prefix types too (the
     // driver vtable), grown after their last prefix field. Accessors
     // of such fields consult the library's own field-accessibility record

@@ -4,7 +4,8 @@
 //! redis-rs errors to [`ErrorKind`]s, and can be closed once for all
 //! handles.
 
-use crate::options::{RedisOptions, Topology};
+use crate::direct::{self, DirectConnection};
+use crate::options::{IoMode, RedisOptions, Topology};
 use bento_plugin_api::{DriverError, DriverResult, ErrorKind};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
@@ -12,18 +13,23 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, Value};
 use std::future::Future;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// How many times a broken connection is re-dialled (with exponential
 /// backoff) before requests see the error; the next request tries again.
 const RECONNECT_RETRIES: usize = 2;
 
-/// The live connection, cheap to clone (both kinds are handles to a
+/// The live connection, cheap to clone (each kind is a handle to a
 /// background task).
 #[derive(Clone)]
 enum Backend {
+    /// A single server, `io: "plugin"` (or TLS): redis-rs's reconnecting
+    /// manager on the plugin runtime.
     Single(ConnectionManager),
+    /// A single server, `io: "auto"`: on the caller's runtime when the host
+    /// lends it (see `direct`).
+    Direct(Arc<DirectConnection>),
     Cluster(ClusterConnection),
 }
 
@@ -78,6 +84,15 @@ impl Connection {
             Topology::Single(url) => {
                 let client = redis::Client::open(url.as_str())
                     .map_err(|error| DriverError::invalid_options(format!("invalid option `url`: {error}")))?;
+                let info = client.get_connection_info();
+                if options.io == IoMode::Auto && direct::supports(info) {
+                    let direct = DirectConnection::new(info.clone(), connection_timeout, RECONNECT_RETRIES);
+                    // The first dial retries as a reconnect does; allow it
+                    // all attempts plus the backoff between them.
+                    let budget = connection_timeout * (RECONNECT_RETRIES as u32 + 1) + Duration::from_secs(1);
+                    bounded(budget, connect, direct.connect()).await?;
+                    return Ok(Connection { backend: RwLock::new(Some(Backend::Direct(Arc::new(direct)))), deadline });
+                }
                 // One timer per request: `bounded` (connection + response
                 // timeout) already covers the reply, so redis-rs adds no
                 // response timer of its own. Each (re)connection attempt,
@@ -137,6 +152,11 @@ impl Connection {
     pub async fn query<T: FromRedisValue>(&self, command: &Cmd, context: Context<'_>) -> DriverResult<T> {
         match self.backend()? {
             Backend::Single(mut manager) => bounded(self.deadline, context, command.query_async(&mut manager)).await,
+            Backend::Direct(direct) => {
+                let request =
+                    direct.request(|mut connection| async move { command.query_async(&mut connection).await });
+                bounded(self.deadline, context, request).await
+            }
             Backend::Cluster(mut cluster) => bounded(self.deadline, context, command.query_async(&mut cluster)).await,
         }
     }
@@ -146,6 +166,11 @@ impl Connection {
     pub async fn pipeline<T: FromRedisValue>(&self, pipeline: &Pipeline, context: Context<'_>) -> DriverResult<T> {
         match self.backend()? {
             Backend::Single(mut manager) => bounded(self.deadline, context, pipeline.query_async(&mut manager)).await,
+            Backend::Direct(direct) => {
+                let request =
+                    direct.request(|mut connection| async move { pipeline.query_async(&mut connection).await });
+                bounded(self.deadline, context, request).await
+            }
             Backend::Cluster(mut cluster) => bounded(self.deadline, context, pipeline.query_async(&mut cluster)).await,
         }
     }

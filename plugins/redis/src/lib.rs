@@ -14,8 +14,12 @@
 //! 1000` and `UNLINK`s each batch; with the empty prefix the driver owns the
 //! whole database and `clear()` is `FLUSHDB`.
 //!
-//! Connections: one auto-reconnecting multiplexed connection
-//! (`ConnectionManager`) shared by a handle and all its namespaces, or, with
+//! Connections: one auto-reconnecting multiplexed connection shared by a
+//! handle and all its namespaces — with `io: "auto"` (the default) and a
+//! single plain-TCP or Unix server, on the caller's runtime when the host
+//! lends it (redialled by the driver after a connection error); with
+//! `io: "plugin"`, redis-rs's `ConnectionManager` on the plugin's runtime —
+//! or, with
 //! the `cluster` option, a Redis Cluster connection: `clear()` then scans
 //! every primary, and multi-key commands are split per slot so they never
 //! fail with `CROSSSLOT`. Every round trip is bounded by
@@ -40,12 +44,13 @@
 //! `bento-driver-redis-plugin` crate (`plugins/redis/plugin`).
 
 mod connection;
+mod direct;
 mod glob;
 mod options;
 
 pub use connection::{error_kind, NodeAddress};
 pub use glob::escape_glob;
-pub use options::{RedisOptions, Topology, DEFAULT_URL};
+pub use options::{IoMode, RedisOptions, Topology, DEFAULT_URL};
 
 use bento_plugin_api::toolkit;
 use bento_plugin_api::{CacheDriver, Capabilities, DriverConfig, DriverResult, Prefix, SetItem};

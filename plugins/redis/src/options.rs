@@ -39,6 +39,32 @@ pub struct RedisOptions {
     /// (≥ 1). Default: 5000.
     #[serde(default = "default_timeout_ms")]
     pub response_timeout_ms: u64,
+
+    /// Which tokio runtime drives the connection when the driver is loaded
+    /// as a plugin. `"auto"` (the default): for a single server over plain
+    /// TCP or a Unix socket, the connection's socket and task run on the
+    /// caller's runtime, lent by the host, so a request and its reply never
+    /// wake another thread; the driver then redials by itself after a
+    /// connection error (the next request dials, on the runtime current at
+    /// that moment). It falls back to the plugin's own runtime where the
+    /// host lends none (hosts before plugin-api 0.1.1, a current-thread
+    /// runtime, or a request made outside any tokio runtime). `"plugin"`:
+    /// always the plugin's own runtime, with redis-rs's reconnecting
+    /// connection manager, as before this option existed. Cluster
+    /// connections always use the plugin's runtime. Default: `"auto"`.
+    #[serde(default)]
+    pub io: IoMode,
+}
+
+/// Where the driver's connection I/O runs; see `RedisOptions::io`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum IoMode {
+    /// On the caller's runtime when the host lends it, else the plugin's.
+    #[default]
+    Auto,
+    /// Always on the plugin's own runtime (redis-rs `ConnectionManager`).
+    Plugin,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -52,6 +78,7 @@ impl Default for RedisOptions {
             cluster: None,
             connection_timeout_ms: default_timeout_ms(),
             response_timeout_ms: default_timeout_ms(),
+            io: IoMode::Auto,
         }
     }
 }
@@ -151,6 +178,14 @@ mod tests {
     fn zero_timeout_is_rejected() {
         let error = parse(r#"{"response_timeout_ms":0}"#).topology().unwrap_err();
         assert!(error.message.contains("response_timeout_ms"), "{error}");
+    }
+
+    #[test]
+    fn io_mode_parses() {
+        assert_eq!(parse("{}").io, IoMode::Auto);
+        assert_eq!(parse(r#"{"io":"plugin"}"#).io, IoMode::Plugin);
+        assert_eq!(parse(r#"{"io":"auto"}"#).io, IoMode::Auto);
+        assert!(serde_json::from_str::<RedisOptions>(r#"{"io":"host"}"#).is_err());
     }
 
     #[test]

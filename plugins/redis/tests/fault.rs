@@ -4,7 +4,9 @@
 //! and succeed again once the proxy is restored.
 //!
 //! The cut / fail-fast / restore / recover loop is shared with the other
-//! drivers: `bento_testkit::fault::cut_and_recover`.
+//! drivers: `bento_testkit::fault::cut_and_recover`. It runs with the
+//! connection on the host's runtime (`io: "auto"`), on the plugin's own
+//! (`io: "auto"` on a current-thread runtime, and `io: "plugin"`).
 
 use bento::{DriverOptions, ErrorKind, Plugin};
 use bento_testkit::fault::{self, FaultBounds};
@@ -20,21 +22,23 @@ fn unique_prefix(test: &str) -> String {
     format!("bento-redis-fault-{test}-{}", std::process::id())
 }
 
-#[test]
-fn operations_fail_fast_while_the_backend_is_gone_and_recover_after() {
+/// Cut and restore the proxy under a driver created and used on a runtime
+/// built by `runtime`, with `"io": io`.
+fn cut_and_recover(test: &str, io: &str, runtime: &mut tokio::runtime::Builder) {
     let Some(_) = require(Service::Redis, "redis fault test") else { return };
     let proxy = TcpProxy::start(&Service::Redis.address());
     let plugin = Plugin::load(plugin_path("bento-driver-redis")).expect("the redis plugin loads");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("test runtime");
+    let runtime = runtime.enable_all().build().expect("test runtime");
     runtime.block_on(async {
         let options = serde_json::json!({
             "url": format!("redis://{}", proxy.address()),
             "connection_timeout_ms": 300,
             "response_timeout_ms": 300,
+            "io": io,
         })
         .to_string();
         let driver = plugin
-            .create_driver(&options, DriverOptions::with_prefix(unique_prefix("cut")))
+            .create_driver(&options, DriverOptions::with_prefix(unique_prefix(test)))
             .await
             .expect("driver connects through the proxy");
         fault::cut_and_recover(
@@ -48,6 +52,26 @@ fn operations_fail_fast_while_the_backend_is_gone_and_recover_after() {
         driver.clear().await.expect("clear after the restore");
         driver.disconnect().await.expect("disconnect");
     });
+}
+
+/// `io: "auto"` on a multi-thread runtime: the connection runs on the
+/// host's runtime and the driver redials by itself.
+#[test]
+fn operations_fail_fast_while_the_backend_is_gone_and_recover_after() {
+    cut_and_recover("cut-host", "auto", &mut tokio::runtime::Builder::new_multi_thread());
+}
+
+/// `io: "auto"` on a current-thread runtime, which the host does not lend:
+/// the driver's own connection on the plugin runtime.
+#[test]
+fn recovers_on_a_current_thread_runtime() {
+    cut_and_recover("cut-current", "auto", &mut tokio::runtime::Builder::new_current_thread());
+}
+
+/// `io: "plugin"`: redis-rs's `ConnectionManager` on the plugin runtime.
+#[test]
+fn recovers_with_plugin_io() {
+    cut_and_recover("cut-plugin", "plugin", &mut tokio::runtime::Builder::new_multi_thread());
 }
 
 #[test]

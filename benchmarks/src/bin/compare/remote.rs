@@ -208,9 +208,17 @@ fn plugin_get(s: &Setup, rounds: usize) -> String {
     };
     let (here, elsewhere) = (raw_get(&s.raw_here), raw_get(&s.raw_elsewhere));
     // A second build of the plugin (another file, so its own runtime) to
-    // A/B a plugin change in one run: COMPARE_REDIS_PLUGIN_B=path/to/.so.
+    // A/B a plugin change in one run: COMPARE_REDIS_PLUGIN_B=path/to/.so;
+    // COMPARE_REDIS_PLUGIN_B_OPTIONS='{"io":"plugin"}' adds options to its
+    // driver's (to A/B an option with a copy of the same build).
     let plugin_b = std::env::var("COMPARE_REDIS_PLUGIN_B").ok().map(|path| {
-        let options = serde_json::json!({ "url": s.url }).to_string();
+        let mut options = serde_json::json!({ "url": s.url });
+        if let Ok(extra) = std::env::var("COMPARE_REDIS_PLUGIN_B_OPTIONS") {
+            let extra: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&extra).expect("COMPARE_REDIS_PLUGIN_B_OPTIONS is a JSON object");
+            options.as_object_mut().expect("options object").extend(extra);
+        }
+        let options = options.to_string();
         let plugin = Plugin::load(&path).expect("plugin B loads");
         let driver = s
             .runtime
