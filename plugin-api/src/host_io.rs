@@ -18,7 +18,8 @@
 
 use crate::abi::{FfiHostRuntimeBox, FfiHostSocketBox, IO_OTHER_ERROR, IO_WOULD_BLOCK};
 use crate::error::DriverError;
-use crate::runtime::{Guarded, PluginRuntime};
+use crate::guard::Guarded;
+use crate::runtime::PluginRuntime;
 use abi_stable::std_types::RResult;
 use async_ffi::{ContextExt as _, FfiPoll, FutureExt as _};
 use std::future::Future;
