@@ -16,7 +16,9 @@ scripts/start-services.sh
 
 if [ "${1:-}" = compare ]; then
   shift
-  cargo build --release -p bento-benchmarks --bin compare -p bento-driver-redis-plugin -p bento-bus-redis-plugin
+  cargo build --release -p bento-benchmarks --bin compare
+  # Separately: with --bin, cargo would build no library (cdylib) target.
+  cargo build --release -p bento-driver-redis-plugin -p bento-bus-redis-plugin
   if command -v node >/dev/null && command -v npm >/dev/null; then
     (cd benchmarks/node && npm ci --no-audit --no-fund --silent)
   fi
