@@ -39,7 +39,7 @@
 //! Since 0.1.1 a driver may declare [`Capabilities::LOCK`] and implement
 //! [`CacheDriver::try_lock`] / [`CacheDriver::unlock`], a lock held in the
 //! backend on which the host builds fleet-wide stampede protection. Since
-//! 0.1.1 the host also lends its tokio runtime: a driver may run its
+//! 0.1.2 the host also lends its tokio runtime: a driver may run its
 //! socket on the caller's runtime ([`HostStream`], [`spawn_on_host`])
 //! instead of the plugin's, saving two cross-thread wake-ups per request.
 //!
