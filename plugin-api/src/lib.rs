@@ -31,7 +31,8 @@
 //! prefix method of a `#[sabi_trait]`, each with a default that reports
 //! "absent"; fields after the last prefix field of [`abi::PluginMod`]; new
 //! [`ErrorKind`] values and [`Capabilities`] bits. It freezes the layout it
-//! replaces (like [`abi::v0_1_0`]) so older plugins are still checked.
+//! replaces (like [`abi::v0_1_0`], [`abi::v0_1_1`]) so older plugins are
+//! still checked; even one appended optional field needs a new revision.
 //! Changing or removing anything, or changing a fixed-layout struct such as
 //! [`abi::PluginMetadata`], needs a new generation. The full rules, and how
 //! they are tested with real builds, are in `docs/abi-versioning.md`.
