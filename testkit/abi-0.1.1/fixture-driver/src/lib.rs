@@ -39,10 +39,17 @@ impl Stored {
     }
 }
 
-/// A held lock: its owner and when it expires.
+/// A held lock: its owner and when it expires (`None`: a TTL too long
+/// for the clock, never).
 struct HeldLock {
     owner: String,
-    expires_at: Instant,
+    expires_at: Option<Instant>,
+}
+
+impl HeldLock {
+    fn is_live(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|at| now < at)
+    }
 }
 
 /// What every namespace handle of one driver shares: the map (keyed by
@@ -190,12 +197,11 @@ impl CacheDriver for BTreeDriver {
         let ttl = ttl.max(Duration::from_millis(1));
         let mut locks = self.locks()?;
         if let Some(held) = locks.get(&key) {
-            if held.expires_at > now && held.owner != owner {
+            if held.is_live(now) && held.owner != owner {
                 return Ok(false);
             }
         }
-        let expires_at = now.checked_add(ttl).unwrap_or(now + Duration::from_secs(u32::MAX as u64));
-        locks.insert(key, HeldLock { owner: owner.to_string(), expires_at });
+        locks.insert(key, HeldLock { owner: owner.to_string(), expires_at: now.checked_add(ttl) });
         Ok(true)
     }
 
@@ -204,7 +210,7 @@ impl CacheDriver for BTreeDriver {
         let now = Instant::now();
         let mut locks = self.locks()?;
         match locks.get(&key) {
-            Some(held) if held.owner == owner && held.expires_at > now => {
+            Some(held) if held.owner == owner && held.is_live(now) => {
                 locks.remove(&key);
                 Ok(true)
             }
