@@ -5,8 +5,13 @@
 //!   lock methods existed) and a driver built against it. Today's host
 //!   loads it, sees "no distributed lock", and the whole conformance suite
 //!   passes on it, the lock cases skipped with a note.
+//! * `testkit/abi-0.1.1`: a frozen copy of bento-plugin-api 0.1.1 (the lock
+//!   capability and `configure_runtime`, before `attach_host_runtime`
+//!   existed) and a driver built against it that declares the lock. Today's
+//!   host loads it, sees its lock, lends it no runtime, and the whole
+//!   conformance suite passes on it.
 //! * `testkit/abi-next`: today's plugin-api sources under a future version
-//!   (0.1.2) and a driver built against them. Today's host refuses it,
+//!   (0.1.3) and a driver built against them. Today's host refuses it,
 //!   naming both versions.
 //!
 //! Each fixture is its own Cargo workspace (it holds a `bento-plugin-api`
@@ -33,7 +38,7 @@ fn target_dir() -> PathBuf {
 /// Build the fixture workspace `testkit/<fixture>` and return the path of
 /// its plugin library `crate_name`.
 fn build_fixture(fixture: &str, crate_name: &str) -> PathBuf {
-    // One nested cargo at a time: both fixtures share one target dir.
+    // One nested cargo at a time: the fixtures share one target dir.
     static BUILD: Mutex<()> = Mutex::new(());
     let _build = BUILD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("conformance/ is inside the workspace");
@@ -105,20 +110,69 @@ fn the_conformance_suite_passes_on_a_0_1_0_plugin_with_lock_cases_skipped() {
     assert!(failures.is_empty(), "on the 0.1.0 plugin:\n{}", failures.join("\n"));
 }
 
+fn plugin_0_1_1() -> PathBuf {
+    build_fixture("abi-0.1.1", "bento-abi-0-1-1-fixture")
+}
+
+#[test]
+fn a_plugin_built_against_0_1_1_loads_with_its_lock_and_no_host_runtime() {
+    // Loading runs `attach_host_runtime` when the plugin has it; a 0.1.1
+    // plugin lacks the field, so the host must skip it (not crash).
+    let plugin = Plugin::load(plugin_0_1_1()).expect("today's host loads a 0.1.1 plugin");
+    assert_eq!(plugin.info().api_version, "0.1.1");
+    assert_eq!(plugin.name(), "abi-0.1.1-fixture");
+    // The field 0.1.1 did have is read through today's types.
+    assert!(plugin.configure_runtime(1), "a 0.1.1 plugin has configure_runtime and has not started its runtime");
+    // A multi-thread runtime: the kind the host would lend, were the field there.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let driver = plugin.create_driver("{}", DriverOptions::with_prefix("abi")).await.expect("create_driver");
+        assert!(driver.supports_lock(), "the 0.1.1 fixture declares Capabilities::LOCK");
+        assert_eq!(driver.capabilities(), bento::Capabilities::LOCK);
+        assert!(driver.try_lock("k", "owner-a", Duration::from_secs(5)).await.expect("try_lock"));
+        assert!(!driver.try_lock("k", "owner-b", Duration::from_secs(5)).await.expect("try_lock"), "held by owner-a");
+        assert!(driver.unlock("k", "owner-a").await.expect("unlock"));
+        driver.set("k", b"v".to_vec(), None).await.expect("set");
+        assert_eq!(driver.get("k").await.expect("get"), Some(b"v".to_vec()));
+        let namespace = driver.namespace("ns").expect("namespace");
+        assert!(namespace.supports_lock());
+        driver.disconnect().await.expect("disconnect");
+    });
+}
+
+#[test]
+fn the_conformance_suite_passes_on_a_0_1_1_plugin() {
+    let runner = Runner::new(Target::new(plugin_0_1_1()).allow_empty_prefix(true)).expect("the suite loads it");
+    let mut failures = Vec::new();
+    for case in all_cases() {
+        let report = runner.run_case(case);
+        match report.outcome {
+            Outcome::Passed => {}
+            // Each instance of the BTreeMap driver has its own store: there
+            // is no other connection for the lock to exclude.
+            Outcome::Skipped(note) if case.requirement == Requirement::LockAcrossInstances => {
+                assert!(note.contains("do not share storage"), "{}: unexpected skip note: {note}", case.name);
+            }
+            outcome => failures.push(format!("{}: {outcome:?}", case.name)),
+        }
+    }
+    assert!(failures.is_empty(), "on the 0.1.1 plugin:\n{}", failures.join("\n"));
+}
+
 #[test]
 fn a_plugin_built_against_a_newer_api_is_refused_naming_both_versions() {
     let path = build_fixture("abi-next", "bento-abi-next-fixture");
     let error = Plugin::load(&path).expect_err("a plugin newer than the host must be refused");
     match &error {
         bento::Error::IncompatiblePlugin { plugin_api, host_api, .. } => {
-            assert_eq!(plugin_api, "0.1.2");
+            assert_eq!(plugin_api, "0.1.3");
             assert_eq!(host_api, bento_plugin_api::API_VERSION);
         }
         other => panic!("expected IncompatiblePlugin, got: {other}"),
     }
     let message = error.to_string();
     assert!(
-        message.contains("bento-plugin-api 0.1.2")
+        message.contains("bento-plugin-api 0.1.3")
             && message.contains(&format!("bento-plugin-api {}", bento_plugin_api::API_VERSION)),
         "{message}"
     );

@@ -7,8 +7,8 @@
 //! distinct, clear errors; then `abi_stable` checks the root module's layout
 //! against the ABI revision the plugin was built against
 //! (`bento_plugin_api::abi::init_root_module`).
-//! Once loaded, a plugin is lent the host's tokio runtime
-//! ([`crate::host_runtime`]).
+//! Once loaded, a plugin built against plugin-api 0.1.2 or later is lent
+//! the host's tokio runtime ([`crate::host_runtime`]).
 //! We use `lib_header_from_path(..).init_root_module()` rather than
 //! `RootModule::load_from_file`, which caches one module per type per process
 //! and would hand back the first plugin for every later file.

@@ -31,7 +31,8 @@
 //! prefix method of a `#[sabi_trait]`, each with a default that reports
 //! "absent"; fields after the last prefix field of [`abi::PluginMod`]; new
 //! [`ErrorKind`] values and [`Capabilities`] bits. It freezes the layout it
-//! replaces (like [`abi::v0_1_0`]) so older plugins are still checked.
+//! replaces (like [`abi::v0_1_0`], [`abi::v0_1_1`]) so older plugins are
+//! still checked; even one appended optional field needs a new revision.
 //! Changing or removing anything, or changing a fixed-layout struct such as
 //! [`abi::PluginMetadata`], needs a new generation. The full rules, and how
 //! they are tested with real builds, are in `docs/abi-versioning.md`.
@@ -39,7 +40,7 @@
 //! Since 0.1.1 a driver may declare [`Capabilities::LOCK`] and implement
 //! [`CacheDriver::try_lock`] / [`CacheDriver::unlock`], a lock held in the
 //! backend on which the host builds fleet-wide stampede protection. Since
-//! 0.1.1 the host also lends its tokio runtime: a driver may run its
+//! 0.1.2 the host also lends its tokio runtime: a driver may run its
 //! socket on the caller's runtime ([`HostStream`], [`spawn_on_host`])
 //! instead of the plugin's, saving two cross-thread wake-ups per request.
 //!

@@ -13,6 +13,7 @@
 #![allow(non_local_definitions)]
 
 pub mod v0_1_0;
+pub mod v0_1_1;
 
 use crate::capabilities::Capabilities;
 use crate::error::{DriverError, ErrorKind};
@@ -226,7 +227,7 @@ pub const IO_WOULD_BLOCK: i32 = -2;
 pub const IO_OTHER_ERROR: i32 = -1;
 
 /// The tokio runtime a host lends its plugins (appended to [`PluginMod`]
-/// in 0.1.1, see `attach_host_runtime`), so a driver can run its I/O on
+/// in 0.1.2, see `attach_host_runtime`), so a driver can run its I/O on
 /// the caller's runtime instead of handing every request to the plugin's
 /// own threads. Every method acts on the host runtime *current on the
 /// calling thread*, the one polling the plugin's future; the plugin must
@@ -294,15 +295,16 @@ pub struct PluginMod {
     #[sabi(last_prefix_field)]
     pub create_bus: extern "C" fn(options_json: RString) -> FfiFut<FfiBusBox>,
     /// Set the worker-thread count of the plugin's runtime before it
-    /// starts; false when it already runs with another count. Plugins built
-    /// before this field existed lack it (the accessor returns `None`).
+    /// starts; false when it already runs with another count (since
+    /// 0.1.1). Plugins built before this field existed lack it (the
+    /// accessor returns `None`).
     #[sabi(missing_field(option))]
     pub configure_runtime: extern "C" fn(worker_threads: u32) -> bool,
     /// Lend the host's tokio runtime to the plugin ([`FfiHostRuntime`]);
-    /// the host calls it once, right after loading. A plugin keeps the
-    /// first one it is given and may ignore it. Plugins built before this
-    /// field existed lack it (the accessor returns `None`) and keep all
-    /// their I/O on their own runtime.
+    /// the host calls it once, right after loading (since 0.1.2). A plugin
+    /// keeps the first one it is given and may ignore it. Plugins built
+    /// before this field existed lack it (the accessor returns `None`) and
+    /// keep all their I/O on their own runtime.
     #[sabi(missing_field(option))]
     pub attach_host_runtime: extern "C" fn(runtime: FfiHostRuntimeBox),
 }
@@ -367,26 +369,31 @@ impl AbiVersion {
 /// abi_stable's layout check accepts a library with more trailing prefix
 /// fields than the loader expects, never fewer, so a plugin from an older
 /// revision would fail a check against today's layout. It is checked
-/// instead against the frozen layout of its own revision
-/// ([`v0_1_0`]), which must match exactly; today's host then reads it
-/// through today's types, and every method appended since runs its default
-/// (the vtable records which methods it has). A plugin of the current
-/// revision gets abi_stable's full check against today's layout.
+/// instead against the frozen layout of its own revision ([`v0_1_0`],
+/// [`v0_1_1`]), which must match exactly; today's host then reads it
+/// through today's types, and every field or method appended since reads
+/// as absent (the `Option` accessor returns `None`, the vtable records
+/// which methods it has and the missing ones run their defaults). A plugin
+/// of the current revision gets abi_stable's full check against today's
+/// layout.
 pub fn init_root_module(header: &LibHeader, plugin_api: &str) -> Result<PluginModRef, LibraryError> {
     const REVISION_0_1_0: AbiVersion = AbiVersion { generation: (0, 1), revision: 0 };
-    if AbiVersion::parse(plugin_api) != Some(REVISION_0_1_0) {
-        return header.init_root_module::<PluginModRef>();
+    const REVISION_0_1_1: AbiVersion = AbiVersion { generation: (0, 1), revision: 1 };
+    match AbiVersion::parse(plugin_api) {
+        Some(REVISION_0_1_0) => header.ensure_layout::<v0_1_0::PluginModRef>()?,
+        Some(REVISION_0_1_1) => header.ensure_layout::<v0_1_1::PluginModRef>()?,
+        _ => return header.init_root_module::<PluginModRef>(),
     }
-    header.ensure_layout::<v0_1_0::PluginModRef>()?;
     // SAFETY: the library's root module was just checked against the
-    // 0.1.0 layout. Today's `PluginMod` differs only by fields after its
-    // last prefix field (`configure_runtime`, `attach_host_runtime`, each
-    // read as an `Option`), and the
-    // other types reachable from it that differ are prefix types too (the
-    // driver vtable), grown after their last prefix field. Accessors
-    // of such fields consult the library's own field-accessibility record
-    // and fall back to the trait's default method when it lacks them, so
-    // no absent field is ever read.
+    // frozen layout of its revision (0.1.0 or 0.1.1). Today's `PluginMod`
+    // differs from each only by fields after its last prefix field
+    // (`configure_runtime` since 0.1.1, `attach_host_runtime` since 0.1.2,
+    // each read as an `Option`), and the other types reachable from it
+    // that differ are prefix types too (the driver vtable, grown after its
+    // last prefix field in 0.1.1; unchanged since). Accessors of such
+    // fields consult the library's own field-accessibility record and
+    // return `None` or fall back to the trait's default method when it
+    // lacks them, so no absent field is ever read.
     unsafe { header.init_root_module_with_unchecked_layout::<PluginModRef>() }
 }
 
@@ -403,9 +410,10 @@ mod tests {
     #[test]
     fn version_rules() {
         // 0.y.z: y is the generation, z the revision.
-        assert!(api_versions_compatible("0.1.1", "0.1.0"), "an older plugin loads in a newer host");
-        assert!(api_versions_compatible("0.1.1", "0.1.1"));
-        assert!(!api_versions_compatible("0.1.0", "0.1.1"), "a newer plugin is refused by an older host");
+        assert!(api_versions_compatible("0.1.2", "0.1.0"), "an older plugin loads in a newer host");
+        assert!(api_versions_compatible("0.1.2", "0.1.1"));
+        assert!(api_versions_compatible("0.1.2", "0.1.2"));
+        assert!(!api_versions_compatible("0.1.1", "0.1.2"), "a newer plugin is refused by an older host");
         assert!(!api_versions_compatible("0.2.0", "0.1.0"), "another generation is refused");
         assert!(!api_versions_compatible("0.1.5", "0.2.0"));
         // x.y.z: x is the generation, y the revision, z never matters.

@@ -47,7 +47,7 @@ pub struct RedisOptions {
     /// wake another thread; the driver then redials by itself after a
     /// connection error (the next request dials, on the runtime current at
     /// that moment). It falls back to the plugin's own runtime where the
-    /// host lends none (hosts before plugin-api 0.1.1, a current-thread
+    /// host lends none (hosts before plugin-api 0.1.2, a current-thread
     /// runtime, or a request made outside any tokio runtime). `"plugin"`:
     /// always the plugin's own runtime, with redis-rs's reconnecting
     /// connection manager, as before this option existed. Cluster

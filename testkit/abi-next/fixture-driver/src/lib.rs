@@ -1,7 +1,7 @@
 //! # bento-abi-next-fixture
 //!
 //! A driver built against a bento-plugin-api revision newer than the host's
-//! (`../plugin-api`: today's sources as 0.1.2). The host must refuse to load
+//! (`../plugin-api`: today's sources as 0.1.3). The host must refuse to load
 //! it, naming both versions; so it never runs and stores nothing.
 
 use bento_plugin_api::{CacheDriver, DriverConfig, DriverError, DriverResult};
