@@ -4,8 +4,10 @@
 //! travel as PUBLISH payloads on `bentocache.notifications:<store>`, so Bento
 //! and BentoCache (Node) instances pointed at the same Redis see each other.
 //!
-//! Publishing uses a normal, auto-reconnecting connection (redis-rs
-//! `ConnectionManager`). Subscriptions live on a dedicated pub/sub
+//! Publishing uses the redis driver's connection (`bento_driver_redis::
+//! Connection`): with `io: "auto"` its socket and task run on the caller's
+//! runtime lent by the host, so a PUBLISH wakes no plugin thread; it
+//! redials after a connection error. Subscriptions live on a dedicated pub/sub
 //! connection watched by a supervisor task ([`subscriber`]): when that
 //! connection breaks, it reconnects with backoff, subscribes every channel
 //! again and then runs the `on_reconnect` handlers (the host retries its
@@ -23,19 +25,18 @@
 mod options;
 pub mod subscriber;
 
-pub use options::{RedisBusOptions, DEFAULT_URL};
+pub use options::{IoMode, RedisBusOptions, DEFAULT_URL};
 
+use bento_driver_redis::{Connection, Context, RedisOptions};
 use bento_plugin_api::{BusMessageHandler, CacheBus, DriverError, DriverResult, ReconnectHandler};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use subscriber::Subscriber;
 
 /// The Redis bus: a publishing connection plus the supervised subscriber.
 pub struct RedisBus {
-    publisher: ConnectionManager,
+    publisher: Connection,
     subscriber: Arc<Subscriber>,
-    options: RedisBusOptions,
 }
 
 fn redis_error(action: &str, error: redis::RedisError) -> DriverError {
@@ -55,35 +56,29 @@ impl CacheBus for RedisBus {
         options.validate()?;
         let client = redis::Client::open(options.url.as_str())
             .map_err(|error| DriverError::invalid_options(format!("invalid option `url`: {error}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(options.connection_timeout()))
-            .set_response_timeout(Some(options.response_timeout()))
-            .set_number_of_retries(1)
-            .set_max_delay(options.reconnect_max_delay());
-        let publisher = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(|error| redis_error(&format!("connect to {}", options.url), error))?;
-        let subscriber = Subscriber::start(client, options.clone()).await?;
-        Ok(RedisBus { publisher, subscriber, options })
+        let publisher = Connection::open(&RedisOptions {
+            url: Some(options.url.clone()),
+            connection_timeout_ms: options.connection_timeout_ms,
+            response_timeout_ms: options.response_timeout_ms,
+            io: options.io,
+            ..RedisOptions::default()
+        })
+        .await
+        .map_err(|error| {
+            DriverError::new(error.kind, format!("redis bus connect to {}: {}", options.url, error.message))
+        })?;
+        let subscriber = Subscriber::start(client, options).await?;
+        Ok(RedisBus { publisher, subscriber })
     }
 
     async fn publish(&self, channel: &str, payload: Vec<u8>) -> DriverResult<()> {
         if self.subscriber.disconnected.load(Ordering::Acquire) {
             return Err(DriverError::disconnected());
         }
-        let mut connection = self.publisher.clone();
         let mut command = redis::cmd("PUBLISH");
         command.arg(channel).arg(payload);
-        let command = command.query_async::<i64>(&mut connection);
-        match tokio::time::timeout(self.options.response_timeout(), command).await {
-            Ok(Ok(_receivers)) => Ok(()),
-            Ok(Err(error)) => Err(redis_error(&format!("PUBLISH to {channel}"), error)),
-            Err(_) => Err(DriverError::timeout(format!(
-                "redis bus PUBLISH to {channel}: no answer within {} ms",
-                self.options.response_timeout_ms
-            ))),
-        }
+        let _receivers: i64 = self.publisher.query(&command, Context::command("PUBLISH")).await?;
+        Ok(())
     }
 
     async fn subscribe(&self, channel: &str, handler: BusMessageHandler) -> DriverResult<()> {
@@ -100,6 +95,7 @@ impl CacheBus for RedisBus {
 
     async fn disconnect(&self) -> DriverResult<()> {
         self.subscriber.disconnect().await;
+        self.publisher.close();
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! The bus's JSON options.
 
+pub use bento_driver_redis::IoMode;
 use bento_plugin_api::toolkit::require_at_least_one;
 use bento_plugin_api::DriverResult;
 use schemars::JsonSchema;
@@ -34,6 +35,13 @@ pub struct RedisBusOptions {
     /// milliseconds, to notice a connection that died silently; 0 disables.
     /// Default: 5000.
     pub health_check_interval_ms: u64,
+    /// Which tokio runtime drives the publishing connection when the bus is
+    /// loaded as a plugin, as the redis driver's option of the same name:
+    /// `"auto"` (the default) runs it on the caller's runtime when the host
+    /// lends it (so a PUBLISH wakes no plugin thread) and falls back to the
+    /// plugin's own runtime; `"plugin"` always uses the plugin's runtime.
+    /// The subscriber connection always runs on the plugin's runtime.
+    pub io: IoMode,
 }
 
 impl Default for RedisBusOptions {
@@ -44,6 +52,7 @@ impl Default for RedisBusOptions {
             response_timeout_ms: 5000,
             reconnect_max_delay_ms: 2000,
             health_check_interval_ms: 5000,
+            io: IoMode::Auto,
         }
     }
 }

@@ -48,13 +48,12 @@ mod direct;
 mod glob;
 mod options;
 
-pub use connection::{error_kind, NodeAddress};
+pub use connection::{error_kind, Connection, Context, NodeAddress};
 pub use glob::escape_glob;
 pub use options::{IoMode, RedisOptions, Topology, DEFAULT_URL};
 
 use bento_plugin_api::toolkit;
 use bento_plugin_api::{CacheDriver, Capabilities, DriverConfig, DriverResult, Prefix, SetItem};
-use connection::{Connection, Context};
 use redis::Value;
 use std::sync::Arc;
 use std::time::Duration;
