@@ -61,9 +61,28 @@ impl StoreMetrics {
     }
 }
 
+/// The L2 operations whose latency histograms are registered up front.
+const L2_OPERATIONS: [&str; 12] = [
+    "get",
+    "get_many",
+    "pull",
+    "set",
+    "set_many",
+    "has",
+    "delete",
+    "delete_many",
+    "clear",
+    "prune",
+    "try_lock",
+    "unlock",
+];
+
 /// Per-operation L2 instruments of one store (latency by outcome, breaker).
 pub(crate) struct L2Metrics {
     store: String,
+    /// `bento_l2_call_seconds` of each of [`L2_OPERATIONS`], ok then error:
+    /// registered once, so a call records without building a key.
+    calls: Vec<[Histogram; 2]>,
     pub breaker_open: Gauge,
 }
 
@@ -73,18 +92,26 @@ impl L2Metrics {
     }
 
     pub fn new(store: &str) -> Self {
+        let calls = L2_OPERATIONS.iter().map(|&operation| [true, false].map(|ok| call_histogram(store, operation, ok)));
         L2Metrics {
             store: store.to_string(),
+            calls: calls.collect(),
             breaker_open: gauge!("bento_l2_breaker_open", "store" => store.to_string()),
         }
     }
 
     /// Record one L2 call of `operation` that took `seconds`.
     pub fn call(&self, operation: &'static str, ok: bool, seconds: f64) {
-        let outcome = if ok { "ok" } else { "error" };
-        histogram!("bento_l2_call_seconds", "store" => self.store.clone(), "operation" => operation, "outcome" => outcome)
-            .record(seconds);
+        match L2_OPERATIONS.iter().position(|known| *known == operation) {
+            Some(index) => self.calls[index][usize::from(!ok)].record(seconds),
+            None => call_histogram(&self.store, operation, ok).record(seconds),
+        }
     }
+}
+
+fn call_histogram(store: &str, operation: &'static str, ok: bool) -> Histogram {
+    let outcome = if ok { "ok" } else { "error" };
+    histogram!("bento_l2_call_seconds", "store" => store.to_string(), "operation" => operation, "outcome" => outcome)
 }
 
 /// Stand-ins for the `metrics` facade when the `metrics` feature is off.
