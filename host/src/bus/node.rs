@@ -397,17 +397,6 @@ impl BusNode {
             return;
         }
         let runtime = tokio::runtime::Handle::try_current().ok();
-        let publish_here = runtime.is_none() && {
-            let state = lock(&self.inner.outbox.state);
-            state.pending.is_empty() && !state.draining
-        };
-        if publish_here {
-            // No runtime to run a drain on, and nothing to keep order with.
-            if let Err(error) = publish_now(&self.inner, store, &message).await {
-                tracing::warn!(store = %store, %error, "bus notification dropped");
-            }
-            return;
-        }
         let start_drain = {
             let mut state = lock(&self.inner.outbox.state);
             state.pending.push_back((store.clone(), message));
@@ -418,7 +407,7 @@ impl BusNode {
         // Otherwise a drain already runs and takes it.
         match (start_drain, runtime) {
             (true, Some(runtime)) => drop(runtime.spawn(drain(self.inner.clone()))),
-            // Without a runtime, what waited before it is sent here too.
+            // Without a runtime, it (and what waited before it) is sent here.
             (true, None) => drain(self.inner.clone()).await,
             (false, _) => {}
         }
