@@ -60,29 +60,16 @@ fn is_json(serializer: &dyn Serializer) -> bool {
 
 /// Encode `entry` with `serializer`.
 pub(crate) fn encode<T: Serialize>(serializer: &dyn Serializer, entry: &Entry<T>) -> Result<Vec<u8>, BoxError> {
-    if is_json(serializer) {
-        let mut bytes = Vec::with_capacity(128);
-        serde_json::to_writer(&mut bytes, entry)?;
-        return Ok(bytes);
-    }
-    serializer.serialize(entry)
+    encode_value(serializer, entry)
 }
 
 /// Decode an entry of `T` with `serializer`.
 pub(crate) fn decode<T: DeserializeOwned>(serializer: &dyn Serializer, bytes: &[u8]) -> Result<Entry<T>, BoxError> {
-    if is_json(serializer) {
-        return Ok(serde_json::from_slice(bytes)?);
-    }
-    let mut entry = None;
-    serializer.deserialize(bytes, &mut |deserializer| {
-        entry = Some(erased_serde::deserialize::<Entry<T>>(deserializer)?);
-        Ok(())
-    })?;
-    entry.ok_or_else(|| "serializer produced no entry".into())
+    decode_value(serializer, bytes)
 }
 
-/// Encode a bare value (not an entry) with `serializer`: an L1 value
-/// written to a local plugin, or read as another type.
+/// Encode a value with `serializer`: a whole entry ([`encode`]), or a bare
+/// L1 value written to a local plugin or read as another type.
 pub(crate) fn encode_value<T: Serialize>(serializer: &dyn Serializer, value: &T) -> Result<Vec<u8>, BoxError> {
     if is_json(serializer) {
         return Ok(serde_json::to_vec(value)?);
@@ -90,8 +77,8 @@ pub(crate) fn encode_value<T: Serialize>(serializer: &dyn Serializer, value: &T)
     serializer.serialize(value)
 }
 
-/// Decode a bare value (not an entry) of `T` with `serializer`: how an L1
-/// value stored as another type, or as bytes by a local plugin, is read.
+/// Decode a `T` with `serializer`: a whole entry ([`decode`]), or a bare
+/// L1 value stored as another type or as bytes by a local plugin.
 pub(crate) fn decode_value<T: DeserializeOwned>(serializer: &dyn Serializer, bytes: &[u8]) -> Result<T, BoxError> {
     if is_json(serializer) {
         return Ok(serde_json::from_slice(bytes)?);
