@@ -54,13 +54,17 @@ const READ_CHUNK: usize = 16 * 1024;
 pub struct Subscriber {
     info: ConnectionInfo,
     options: RedisBusOptions,
-    handlers: Mutex<HashMap<String, BusMessageHandler>>,
+    /// Shared with the task, which holds no strong reference to `self`.
+    handlers: Handlers,
     reconnect_handlers: Mutex<Vec<ReconnectHandler>>,
     /// Requests to the live connection's task; `None` while reconnecting.
     link: tokio::sync::Mutex<Option<mpsc::UnboundedSender<Request>>>,
     stop: watch::Sender<bool>,
     pub(crate) disconnected: AtomicBool,
 }
+
+/// The handler of each subscribed channel.
+type Handlers = Arc<Mutex<HashMap<String, BusMessageHandler>>>;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Handlers are never called under these locks.
@@ -251,7 +255,7 @@ impl Subscriber {
         let subscriber = Arc::new(Subscriber {
             info,
             options,
-            handlers: Mutex::default(),
+            handlers: Handlers::default(),
             reconnect_handlers: Mutex::default(),
             link: tokio::sync::Mutex::new(None),
             stop,
@@ -480,13 +484,20 @@ impl Supervisor {
         async move {
             loop {
                 if let Some((mut connection, mut requests)) = live.take() {
-                    let Some(strong) = self.subscriber.upgrade() else { break };
-                    let ended = serve(&strong, &mut connection, &mut requests, &mut self.stopped).await;
+                    // No strong reference while serving: dropping the bus
+                    // drops the link, which ends `serve`.
+                    let Some((handlers, options)) =
+                        self.subscriber.upgrade().map(|strong| (strong.handlers.clone(), strong.options.clone()))
+                    else {
+                        break;
+                    };
+                    let ended = serve(&handlers, &options, &mut connection, &mut requests).await;
                     if let Ended::Stopped = ended {
                         break;
                     }
                     // Callers waiting for replies on it learn it broke.
                     drop(connection);
+                    let Some(strong) = self.subscriber.upgrade() else { break };
                     strong.link.lock().await.take();
                     tracing::warn!(url = %strong.options.url, "redis bus subscriber connection lost; reconnecting");
                 }
@@ -495,8 +506,13 @@ impl Supervisor {
                     None => break,
                 }
             }
-            self.running = false;
+            self.ended();
         }
+    }
+
+    /// The task ends by itself: nothing to carry on when it is dropped.
+    fn ended(&mut self) {
+        self.running = false;
     }
 
     /// Connect again with backoff; `None` when stopped or the bus is gone.
@@ -545,58 +561,57 @@ impl Drop for Supervisor {
 
 /// What woke the read loop.
 enum Event {
-    Stop,
     Read(Result<(), Broken>),
     Request(Option<Request>),
     HealthCheck,
     PongOverdue,
 }
 
-/// Read `connection` and serve requests until it breaks or a stop is
-/// requested.
+/// Read `connection` and serve requests until it breaks or the link is
+/// dropped.
 async fn serve(
-    subscriber: &Subscriber,
+    handlers: &Handlers,
+    options: &RedisBusOptions,
     connection: &mut PubSubConnection,
     requests: &mut mpsc::UnboundedReceiver<Request>,
-    stopped: &mut watch::Receiver<bool>,
 ) -> Ended {
-    let health_check = subscriber.options.health_check_interval();
+    let health_check = options.health_check_interval();
     let mut ticker = tokio::time::interval(health_check.unwrap_or(Duration::from_secs(3600)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     loop {
         let pong_deadline = connection.pong_deadline;
+        // No stop branch: `disconnect`, like dropping the bus, drops the
+        // link, which ends `requests`.
         let event = tokio::select! {
             biased;
-            read = connection.read_more() => Event::Read(read),
             request = requests.recv() => Event::Request(request),
-            _ = stop_requested(stopped) => Event::Stop,
+            read = connection.read_more() => Event::Read(read),
             _ = ticker.tick(), if health_check.is_some() => Event::HealthCheck,
             _ = expiry(pong_deadline), if pong_deadline.is_some() => Event::PongOverdue,
         };
         let outcome = match event {
-            Event::Stop => return Ended::Stopped,
-            Event::Read(read) => read.and_then(|()| connection.process(&subscriber.handlers)),
-            // The link is gone: `disconnect` took it.
+            Event::Read(read) => read.and_then(|()| connection.process(handlers)),
+            // The link is gone: `disconnect` took it, or the bus was dropped.
             Event::Request(None) => return Ended::Stopped,
             Event::Request(Some(request)) => {
                 connection.send(&request.command, request.replies, Waiter::Caller(request.done)).await
             }
             Event::HealthCheck => {
                 if connection.pong_deadline.is_none() {
-                    connection.pong_deadline = Some(Instant::now() + subscriber.options.response_timeout());
+                    connection.pong_deadline = Some(Instant::now() + options.response_timeout());
                     connection.send(&command("PING", &[]), 1, Waiter::HealthCheck).await
                 } else {
                     Ok(())
                 }
             }
             Event::PongOverdue => {
-                tracing::warn!(url = %subscriber.options.url, "redis bus health check: PING unanswered");
+                tracing::warn!(url = %options.url, "redis bus health check: PING unanswered");
                 return Ended::ConnectionLost;
             }
         };
         if let Err(broken) = outcome {
-            tracing::debug!(url = %subscriber.options.url, %broken, "redis bus subscriber connection broke");
+            tracing::debug!(url = %options.url, %broken, "redis bus subscriber connection broke");
             return Ended::ConnectionLost;
         }
     }
