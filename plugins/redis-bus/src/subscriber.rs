@@ -170,6 +170,10 @@ impl PubSubConnection {
         }
         // Usually everything: then this only resets the length.
         self.buffer.drain(..consumed);
+        if self.buffer.is_empty() && self.buffer.capacity() > 16 * READ_CHUNK {
+            // Give back what a large payload needed.
+            self.buffer = Vec::new();
+        }
         Ok(())
     }
 
