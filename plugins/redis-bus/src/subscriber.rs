@@ -364,22 +364,24 @@ impl Subscriber {
     }
 
     /// Send a command to the live connection's task and wait for its
-    /// replies.
+    /// replies. `Ok(false)`: the connection broke before answering; the
+    /// reconnection makes it mirror the channel map, which the caller
+    /// already updated.
     async fn request(
         &self,
         link: &mpsc::UnboundedSender<Request>,
         command: Vec<u8>,
         replies: usize,
         action: &str,
-    ) -> DriverResult<()> {
+    ) -> DriverResult<bool> {
         let (done, answer) = oneshot::channel();
         if link.send(Request { command, replies, done }).is_err() {
-            return Err(DriverError::connection(format!("redis bus {action}: the subscriber connection is down")));
+            return Ok(false);
         }
         match tokio::time::timeout(self.options.response_timeout(), answer).await {
-            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Ok(()))) => Ok(true),
             Ok(Ok(Err(reply))) => Err(DriverError::backend(format!("redis bus {action}: {reply}"))),
-            Ok(Err(_)) => Err(DriverError::connection(format!("redis bus {action}: the subscriber connection broke"))),
+            Ok(Err(_)) => Ok(false),
             Err(_) => Err(DriverError::timeout(format!(
                 "redis bus {action}: no answer within {} ms",
                 self.options.response_timeout_ms
@@ -388,9 +390,10 @@ impl Subscriber {
     }
 
     /// Record `handler` for `channel` and subscribe it on the live
-    /// connection. While the connection is down the subscription is only
-    /// recorded; the reconnection subscribes it. Subscribing a known
-    /// channel again only replaces its handler.
+    /// connection. While the connection is down (or when it breaks before
+    /// answering) the subscription is only recorded; the reconnection
+    /// subscribes it. Subscribing a known channel again only replaces its
+    /// handler.
     pub async fn subscribe(&self, channel: &str, handler: BusMessageHandler) -> DriverResult<()> {
         if self.disconnected.load(Ordering::Acquire) {
             return Err(DriverError::disconnected());
@@ -499,8 +502,9 @@ impl Supervisor {
                     if let Ended::Stopped = ended {
                         break;
                     }
-                    // Callers waiting for replies on it learn it broke.
-                    drop(connection);
+                    // Callers waiting for replies on it (holding the link
+                    // lock) learn it broke; later requests find it closed.
+                    drop((connection, requests));
                     let Some(strong) = self.subscriber.upgrade() else { break };
                     strong.link.lock().await.take();
                     tracing::warn!(url = %strong.options.url, "redis bus subscriber connection lost; reconnecting");
