@@ -110,8 +110,8 @@ fn item_from<'a>(
             if length == -1 {
                 return Ok(Some((Item::Bulk(None), after_header)));
             }
-            let length = usize::try_from(length)
-                .map_err(|_| ProtocolError(format!("a bulk string of length {length}")))?;
+            let length =
+                usize::try_from(length).map_err(|_| ProtocolError(format!("a bulk string of length {length}")))?;
             let end = after_header.checked_add(length).and_then(|end| end.checked_add(2));
             let Some(end) = end else { return Err(ProtocolError("a bulk string too long".to_string())) };
             if buffer.len() < end {
@@ -132,7 +132,9 @@ fn item_from<'a>(
 fn line(buffer: &[u8], start: usize) -> Result<Option<(&[u8], usize)>, ProtocolError> {
     let rest = &buffer[start.min(buffer.len())..];
     match rest.iter().position(|&byte| byte == b'\n') {
-        Some(newline) if newline > 0 && rest[newline - 1] == b'\r' => Ok(Some((&rest[..newline - 1], start + newline + 1))),
+        Some(newline) if newline > 0 && rest[newline - 1] == b'\r' => {
+            Ok(Some((&rest[..newline - 1], start + newline + 1)))
+        }
         Some(_) => Err(ProtocolError("a line not ended by CRLF".to_string())),
         None => Ok(None),
     }

@@ -36,7 +36,6 @@ use bento_plugin_api::{
 };
 use redis::{ConnectionAddr, ConnectionInfo};
 use std::collections::{HashMap, VecDeque};
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -302,7 +301,13 @@ impl Subscriber {
         Ok((connection, receiver))
     }
 
-    async fn call(&self, connection: &mut PubSubConnection, bytes: &[u8], replies: usize, action: &str) -> DriverResult<()> {
+    async fn call(
+        &self,
+        connection: &mut PubSubConnection,
+        bytes: &[u8],
+        replies: usize,
+        action: &str,
+    ) -> DriverResult<()> {
         match connection.call(bytes, replies, &self.handlers, self.options.response_timeout()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(reply)) => Err(DriverError::backend(format!("redis bus {action}: {reply}"))),
@@ -345,17 +350,16 @@ impl Subscriber {
                     }
                 }
                 other => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::Unsupported,
-                        format!("cannot dial {other:?}"),
-                    ))
+                    return Err(std::io::Error::new(std::io::ErrorKind::Unsupported, format!("cannot dial {other:?}")))
                 }
             };
             Ok::<_, std::io::Error>(PubSubConnection::new(stream))
         };
         match tokio::time::timeout(self.options.connection_timeout(), dial).await {
             Ok(Ok(connection)) => Ok(connection),
-            Ok(Err(error)) => Err(DriverError::connection(format!("redis bus connect to {}: {error}", self.options.url))),
+            Ok(Err(error)) => {
+                Err(DriverError::connection(format!("redis bus connect to {}: {error}", self.options.url)))
+            }
             Err(_) => Err(DriverError::timeout(format!(
                 "redis bus connect to {}: no connection within {} ms",
                 self.options.url, self.options.connection_timeout_ms
@@ -484,38 +488,33 @@ impl Supervisor {
     }
 
     /// Serve `live` (or start by connecting) until stopped.
-    fn run(
-        mut self,
-        mut live: Option<(PubSubConnection, mpsc::UnboundedReceiver<Request>)>,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        async move {
-            loop {
-                if let Some((mut connection, mut requests)) = live.take() {
-                    // No strong reference while serving: dropping the bus
-                    // drops the link, which ends `serve`.
-                    let Some((handlers, options)) =
-                        self.subscriber.upgrade().map(|strong| (strong.handlers.clone(), strong.options.clone()))
-                    else {
-                        break;
-                    };
-                    let ended = serve(&handlers, &options, &mut connection, &mut requests).await;
-                    if let Ended::Stopped = ended {
-                        break;
-                    }
-                    // Callers waiting for replies on it (holding the link
-                    // lock) learn it broke; later requests find it closed.
-                    drop((connection, requests));
-                    let Some(strong) = self.subscriber.upgrade() else { break };
-                    strong.link.lock().await.take();
-                    tracing::warn!(url = %strong.options.url, "redis bus subscriber connection lost; reconnecting");
+    async fn run(mut self, mut live: Option<(PubSubConnection, mpsc::UnboundedReceiver<Request>)>) {
+        loop {
+            if let Some((mut connection, mut requests)) = live.take() {
+                // No strong reference while serving: dropping the bus
+                // drops the link, which ends `serve`.
+                let Some((handlers, options)) =
+                    self.subscriber.upgrade().map(|strong| (strong.handlers.clone(), strong.options.clone()))
+                else {
+                    break;
+                };
+                let ended = serve(&handlers, &options, &mut connection, &mut requests).await;
+                if let Ended::Stopped = ended {
+                    break;
                 }
-                match self.reconnect().await {
-                    Some(reconnected) => live = Some(reconnected),
-                    None => break,
-                }
+                // Callers waiting for replies on it (holding the link
+                // lock) learn it broke; later requests find it closed.
+                drop((connection, requests));
+                let Some(strong) = self.subscriber.upgrade() else { break };
+                strong.link.lock().await.take();
+                tracing::warn!(url = %strong.options.url, "redis bus subscriber connection lost; reconnecting");
             }
-            self.ended();
+            match self.reconnect().await {
+                Some(reconnected) => live = Some(reconnected),
+                None => break,
+            }
         }
+        self.ended();
     }
 
     /// The task ends by itself: nothing to carry on when it is dropped.

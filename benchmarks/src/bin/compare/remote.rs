@@ -424,9 +424,10 @@ fn writes(s: &Setup, rounds: usize) -> String {
     }
     let mut r: Results = interleaved("write paths over Redis (User values, 1 caller)", rounds, subjects);
     if bus_b.is_some() {
-        for (subject, baseline) in
-            [("get_or_set miss, L1 + L2 + bus", "get_or_set miss, L1 + L2 + bus B"), ("set, L1 + L2 + bus", "set, L1 + L2 + bus B")]
-        {
+        for (subject, baseline) in [
+            ("get_or_set miss, L1 + L2 + bus", "get_or_set miss, L1 + L2 + bus B"),
+            ("set, L1 + L2 + bus", "set, L1 + L2 + bus B"),
+        ] {
             r.check(&format!("{subject} vs bus B"), subject, baseline, Metric::Wall, None);
             r.check(&format!("{subject} vs bus B, CPU"), subject, baseline, Metric::Cpu, None);
         }
