@@ -623,3 +623,75 @@ async fn serve(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{duplex, DuplexStream};
+
+    fn connection() -> (PubSubConnection, DuplexStream) {
+        let (ours, server) = duplex(64 * 1024);
+        (PubSubConnection::new(Box::new(ours)), server)
+    }
+
+    fn recording(handlers: &Handlers, channel: &str) -> Arc<Mutex<Vec<Vec<u8>>>> {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let handler: BusMessageHandler = Arc::new(move |_channel: &str, payload: Vec<u8>| lock(&sink).push(payload));
+        lock(handlers).insert(channel.to_string(), handler);
+        seen
+    }
+
+    #[tokio::test]
+    async fn a_command_waits_for_all_its_confirmations_and_messages_in_between_are_dispatched() {
+        let (mut connection, mut server) = connection();
+        let handlers = Handlers::default();
+        let seen = recording(&handlers, "a");
+        let replies = async {
+            let mut request = vec![0; 64];
+            let read = server.read(&mut request).await.unwrap();
+            assert!(request[..read].starts_with(b"*3\r\n$9\r\nSUBSCRIBE\r\n"));
+            server.write_all(b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n").await.unwrap();
+            server.write_all(b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$3\r\none\r\n").await.unwrap();
+            server.write_all(b"*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n").await.unwrap();
+            server.write_all(b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$3\r\ntwo\r\n").await.unwrap();
+        };
+        let subscribe = command("SUBSCRIBE", &["a", "b"]);
+        let (outcome, ()) = tokio::join!(connection.call(&subscribe, 2, &handlers, Duration::from_secs(2)), replies);
+        assert_eq!(outcome.unwrap(), Ok(()));
+        // The message after the last confirmation may not have been read yet.
+        while lock(&seen).len() < 2 {
+            tokio::time::timeout(Duration::from_secs(2), connection.read_more()).await.unwrap().unwrap();
+            connection.process(&handlers).unwrap();
+        }
+        assert_eq!(*lock(&seen), [b"one".to_vec(), b"two".to_vec()]);
+        assert!(connection.pending.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_error_reply_fails_the_command_and_garbage_breaks_the_connection() {
+        let (mut connection, mut server) = connection();
+        let handlers = Handlers::default();
+        server.write_all(b"-WRONGPASS invalid password\r\n").await.unwrap();
+        let outcome = connection.call(&command("AUTH", &["x"]), 1, &handlers, Duration::from_secs(2)).await;
+        assert_eq!(outcome.unwrap(), Err("WRONGPASS invalid password".to_string()));
+        server.write_all(b"%2\r\n").await.unwrap();
+        connection.read_more().await.unwrap();
+        assert!(matches!(connection.process(&handlers), Err(Broken::Protocol(_))));
+        drop(server);
+        connection.buffer.clear();
+        assert!(matches!(connection.read_more().await, Err(Broken::Closed)));
+    }
+
+    #[tokio::test]
+    async fn a_pong_ends_the_health_check() {
+        let (mut connection, mut server) = connection();
+        let handlers = Handlers::default();
+        connection.pong_deadline = Some(Instant::now() + Duration::from_secs(5));
+        connection.send(&command("PING", &[]), 1, Waiter::HealthCheck).await.unwrap();
+        server.write_all(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n").await.unwrap();
+        connection.read_more().await.unwrap();
+        connection.process(&handlers).unwrap();
+        assert_eq!(connection.pong_deadline, None);
+    }
+}
