@@ -14,6 +14,7 @@
 //! The keys compute their final hash themselves (one process-wide random
 //! seed), and the cache's hasher ([`CacheHasher`]) passes it through.
 
+use compact_str::CompactString;
 use quick_cache::{DefaultHashBuilder, Equivalent};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::OnceLock;
@@ -39,21 +40,23 @@ fn hash_segments<H: Hasher>(text: &str, state: &mut H) {
     state.write(rest);
 }
 
-/// The full `prefix:key` string of a stored entry. A boxed `str` (16 bytes,
-/// exact allocation) rather than a `String` (24 bytes): it never grows.
-pub(crate) struct StoredKey(Box<str>);
+/// The full `prefix:key` string of a stored entry, inline up to 24 bytes
+/// (`compact_str`): most keys fit, and a heap key costs a 32-byte
+/// allocator chunk per entry on top of its pointer (1 M entries: 32 MB).
+/// Longer keys take one exact allocation, as a boxed `str` would.
+pub(crate) struct StoredKey(CompactString);
 
 impl StoredKey {
     /// The key `key` stored under `prefix` (`""` for none).
     pub fn new(prefix: &str, key: &str) -> StoredKey {
         if prefix.is_empty() {
-            return StoredKey(key.into());
+            return StoredKey(CompactString::new(key));
         }
-        let mut full = String::with_capacity(prefix.len() + 1 + key.len());
+        let mut full = CompactString::with_capacity(prefix.len() + 1 + key.len());
         full.push_str(prefix);
         full.push(':');
         full.push_str(key);
-        StoredKey(full.into_boxed_str())
+        StoredKey(full)
     }
 
     /// The full `prefix:key` string.
@@ -196,6 +199,20 @@ mod tests {
         let users = PrefixHash::new("users");
         assert!(!lookup("users", &users, "").equivalent(&StoredKey::new("", "users")));
         assert!(lookup("users", &users, "").equivalent(&StoredKey::new("", "users:")));
+    }
+
+    #[test]
+    fn short_keys_are_inline_and_long_ones_round_trip() {
+        assert_eq!(size_of::<StoredKey>(), 24);
+        let short = StoredKey::new("users", "key:123456789");
+        assert!(!short.0.is_heap_allocated(), "24 bytes or fewer need no allocation");
+        let long = StoredKey::new("bentocache:users", "1:avatar:large");
+        assert!(long.0.is_heap_allocated());
+        assert_eq!((short.as_str(), long.as_str()), ("users:key:123456789", "bentocache:users:1:avatar:large"));
+        let prefix_hash = PrefixHash::new("bentocache");
+        let lookup = lookup("bentocache", &prefix_hash, "users:1:avatar:large");
+        assert_eq!(hash(lookup), hash(&long));
+        assert!(lookup.equivalent(&long));
     }
 
     #[test]
