@@ -368,7 +368,8 @@ mod tests {
         // are the control byte. 2^16 keys in 2^16 buckets: a random hash
         // leaves ~1/e of them empty and no bucket with more than ~9.
         let keys = 1 << 16;
-        let shapes: [(&str, fn(usize) -> String); 3] = [
+        type KeyShape = (&'static str, fn(usize) -> String);
+        let shapes: [KeyShape; 3] = [
             ("users", |i| format!("key:{i}")),
             ("", |i| format!("{i}:profile")),
             ("bentocache:tenant-7", |i| format!("orders:{}:line:{}", i / 16, i % 16)),
