@@ -14,6 +14,7 @@ use crate::store_core::StoreCore;
 use bento_plugin_api::{DriverError, Prefix};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// How many keys' decode failures are remembered as already logged.
@@ -97,6 +98,15 @@ impl Cache {
         Ok(self.inner.core.settings.with(op))
     }
 
+    /// [`Cache::settings_with`] borrowing the store's settings when the
+    /// operation sets no option (no copy of them per call).
+    pub(crate) fn settings_for(&self, op: Option<&CacheOptions>) -> Result<Cow<'_, Settings>, Error> {
+        match op {
+            None => Ok(Cow::Borrowed(&self.inner.core.settings)),
+            Some(op) => self.settings_with(op).map(Cow::Owned),
+        }
+    }
+
     /// The key as events report it: relative to the store prefix.
     pub(crate) fn event_key(&self, key: &str) -> String {
         if self.inner.namespace.is_empty() {
@@ -149,6 +159,10 @@ impl Cache {
         body: impl std::future::Future<Output = Result<R, Error>>,
     ) -> Result<R, Error> {
         let span = self.op_span(operation, key);
+        // Nobody listens (the common case): no span to enter on every poll.
+        if span.is_disabled() {
+            return body.await;
+        }
         let result = tracing::Instrument::instrument(body, span.clone()).await;
         span.record("result", if result.is_ok() { "ok" } else { "error" });
         result

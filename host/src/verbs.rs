@@ -29,14 +29,15 @@ impl Cache {
         Get { cache: self, key, options: None, value: PhantomData }
     }
 
+    /// `get` past the L1 probe; `options`: `None` when the call set none.
     pub(crate) async fn get_slow<T: CacheValue>(
         &self,
         key: &str,
-        options: CacheOptions,
+        options: Option<Box<CacheOptions>>,
         known: KnownL1,
     ) -> Result<Option<T>, Error> {
         self.traced("get", Some(key), async {
-            let settings = self.settings_with(&options)?;
+            let settings = self.settings_for(options.as_deref())?;
             let found = self.read_one::<Typed<T>>(key, known, &settings).await?;
             Ok(self.serve(key, found))
         })
