@@ -163,6 +163,15 @@ impl Cache {
         if span.is_disabled() {
             return body.await;
         }
+        Self::traced_in(span, body).await
+    }
+
+    /// Run `body` in `span` (an operation's), recording whether it
+    /// succeeded.
+    pub(crate) async fn traced_in<R>(
+        span: tracing::Span,
+        body: impl std::future::Future<Output = Result<R, Error>>,
+    ) -> Result<R, Error> {
         let result = tracing::Instrument::instrument(body, span.clone()).await;
         span.record("result", if result.is_ok() { "ok" } else { "error" });
         result

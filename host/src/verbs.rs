@@ -36,12 +36,24 @@ impl Cache {
         options: Option<Box<CacheOptions>>,
         known: KnownL1,
     ) -> Result<Option<T>, Error> {
-        self.traced("get", Some(key), async {
-            let settings = self.settings_for(options.as_deref())?;
-            let found = self.read_one::<Typed<T>>(key, known, &settings).await?;
-            Ok(self.serve(key, found))
-        })
-        .await
+        let span = self.op_span("get", Some(key));
+        // Not through `traced`: the read's future is then built in place
+        // rather than moved into the wrapper's (the L2 read path is hot).
+        if span.is_disabled() {
+            return self.get_read(key, options, known).await;
+        }
+        Self::traced_in(span, self.get_read(key, options, known)).await
+    }
+
+    async fn get_read<T: CacheValue>(
+        &self,
+        key: &str,
+        options: Option<Box<CacheOptions>>,
+        known: KnownL1,
+    ) -> Result<Option<T>, Error> {
+        let settings = self.settings_for(options.as_deref())?;
+        let found = self.read_one::<Typed<T>>(key, known, &settings).await?;
+        Ok(self.serve(key, found))
     }
 
     /// Record what a read found for `key` (hit, graced hit or miss) and
