@@ -14,7 +14,6 @@ use crate::store_core::StoreCore;
 use bento_plugin_api::{DriverError, Prefix};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::borrow::Cow;
 use std::sync::Arc;
 
 /// How many keys' decode failures are remembered as already logged.
@@ -100,10 +99,10 @@ impl Cache {
 
     /// [`Cache::settings_with`] borrowing the store's settings when the
     /// operation sets no option (no copy of them per call).
-    pub(crate) fn settings_for(&self, op: Option<&CacheOptions>) -> Result<Cow<'_, Settings>, Error> {
+    pub(crate) fn settings_for(&self, op: Option<&CacheOptions>) -> Result<OpSettings<'_>, Error> {
         match op {
-            None => Ok(Cow::Borrowed(&self.inner.core.settings)),
-            Some(op) => self.settings_with(op).map(Cow::Owned),
+            None => Ok(OpSettings::Store(&self.inner.core.settings)),
+            Some(op) => self.settings_with(op).map(|settings| OpSettings::Op(Box::new(settings))),
         }
     }
 
@@ -163,15 +162,6 @@ impl Cache {
         if span.is_disabled() {
             return body.await;
         }
-        Self::traced_in(span, body).await
-    }
-
-    /// Run `body` in `span` (an operation's), recording whether it
-    /// succeeded.
-    pub(crate) async fn traced_in<R>(
-        span: tracing::Span,
-        body: impl std::future::Future<Output = Result<R, Error>>,
-    ) -> Result<R, Error> {
         let result = tracing::Instrument::instrument(body, span.clone()).await;
         span.record("result", if result.is_ok() { "ok" } else { "error" });
         result
@@ -252,6 +242,25 @@ impl Cache {
             Ok(())
         } else {
             Err(Error::L2 { key: key.to_string(), source })
+        }
+    }
+}
+
+/// The settings of one operation: the store's, or the store's with the
+/// operation's options (boxed: this sits in futures that are boxed per
+/// call, and a small future is a cheap allocation).
+pub(crate) enum OpSettings<'a> {
+    Store(&'a Settings),
+    Op(Box<Settings>),
+}
+
+impl std::ops::Deref for OpSettings<'_> {
+    type Target = Settings;
+
+    fn deref(&self) -> &Settings {
+        match self {
+            OpSettings::Store(settings) => settings,
+            OpSettings::Op(settings) => settings,
         }
     }
 }

@@ -12,13 +12,13 @@ use crate::recovery::{AutoRecovery, PendingOp, PendingRead, Target};
 use crate::serializer::{self, Serializer};
 use crate::telemetry::L2Metrics;
 use async_trait::async_trait;
-use futures::future::OptionFuture;
 use bento_plugin_api::{Capabilities, DriverError, ErrorKind, Prefix, SetItem};
+use futures::future::OptionFuture;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
-use std::task::Poll;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tracing::field::Empty;
 use tracing::Instrument;
@@ -169,7 +169,8 @@ impl L2Shared {
         // Nobody listens (the common case): no span to enter on every poll.
         let result = match span.is_disabled() {
             true => bounded(operation, timeout).await,
-            false => bounded(operation, timeout).instrument(span.clone()).await,
+            // Boxed: only traced calls pay for the span's room in the future.
+            false => Box::pin(bounded(operation, timeout).instrument(span.clone())).await,
         };
         self.metrics.call(name, result.is_ok(), started.elapsed().as_secs_f64());
         match &result {

@@ -56,7 +56,9 @@ impl<V> KeyState<V> {
     /// Step 3: the answer: fresh, else the stale candidate within grace.
     fn settle(self, settings: &Settings, now: u64) -> Lookup<V> {
         match (self.result, self.stale) {
-            (Lookup::Missing, Some((entry, layer))) if within_grace(&entry, settings, now) => Lookup::Stale(entry, layer),
+            (Lookup::Missing, Some((entry, layer))) if within_grace(&entry, settings, now) => {
+                Lookup::Stale(entry, layer)
+            }
             (result, _) => result,
         }
     }
@@ -353,7 +355,8 @@ impl Cache {
         let tags = self.tag_state(entry.tags(), entry.created_at, settings).await?;
         if tags == TagState::Deleted {
             if let Some(l1) = &self.inner.l1 {
-                l1.delete(key).await;
+                // Boxed: rare, and this future is part of every read's.
+                Box::pin(l1.delete(key)).await;
             }
             return Ok(state);
         }

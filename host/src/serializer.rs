@@ -94,20 +94,20 @@ mod envelope {
             let name = reader.name()?;
             reader.expect(b':')?;
             match name {
-                b"value" if value.is_none() => value = Some(reader.json::<T>()?),
-                b"logicalExpiration" if logical_expiration.is_none() => {
+                Name::Value if value.is_none() => value = Some(reader.json::<T>()?),
+                Name::LogicalExpiration if logical_expiration.is_none() => {
                     logical_expiration = Some(match reader.peek()? {
                         b'n' => reader.literal(b"null").map(|_| None)?,
                         _ => Some(reader.integer()?),
                     })
                 }
-                b"tags" if tags.is_none() => {
+                Name::Tags if tags.is_none() => {
                     tags = Some(match reader.literal(b"[]") {
                         Some(()) => Vec::new(),
                         None => reader.json::<Vec<String>>()?,
                     })
                 }
-                b"createdAt" if created_at.is_none() => created_at = Some(reader.integer()?),
+                Name::CreatedAt if created_at.is_none() => created_at = Some(reader.integer()?),
                 _ => return None,
             }
             match reader.next()? {
@@ -126,6 +126,14 @@ mod envelope {
             tags: tags.unwrap_or_default(),
             created_at: created_at.unwrap_or_default(),
         })
+    }
+
+    /// The envelope's keys.
+    enum Name {
+        Value,
+        LogicalExpiration,
+        Tags,
+        CreatedAt,
     }
 
     struct Reader<'a> {
@@ -157,33 +165,37 @@ mod envelope {
             found.then(|| self.at += literal.len())
         }
 
-        /// A key after its opening quote, up to the closing one; `None` on
-        /// an escape (serde_json unescapes keys).
-        fn name(&mut self) -> Option<&'a [u8]> {
+        /// One of the envelope's keys after its opening quote, with its
+        /// closing quote; `None` for any other key (or an escaped one).
+        fn name(&mut self) -> Option<Name> {
             let rest = self.rest();
-            let end = rest.iter().position(|&byte| byte == b'"' || byte == b'\\')?;
-            (rest[end] == b'"').then(|| {
-                self.at += end + 1;
-                &rest[..end]
-            })
+            let (name, length) = match rest.first()? {
+                b'v' if rest.starts_with(b"value\"") => (Name::Value, 6),
+                b'l' if rest.starts_with(b"logicalExpiration\"") => (Name::LogicalExpiration, 18),
+                b't' if rest.starts_with(b"tags\"") => (Name::Tags, 5),
+                b'c' if rest.starts_with(b"createdAt\"") => (Name::CreatedAt, 10),
+                _ => return None,
+            };
+            self.at += length;
+            Some(name)
         }
 
         /// A `u64` written as plain digits (no sign, fraction or exponent).
         fn integer(&mut self) -> Option<u64> {
-            let digits = self.rest().iter().take_while(|byte| byte.is_ascii_digit()).count();
-            // serde_json rejects a leading zero followed by more digits.
-            if digits == 0 || (digits > 1 && self.rest()[0] == b'0') {
+            let rest = self.rest();
+            let mut number = 0u64;
+            let mut digits = 0;
+            while let Some(digit) = rest.get(digits).map(|byte| byte.wrapping_sub(b'0')).filter(|digit| *digit <= 9) {
+                number = number.checked_mul(10)?.checked_add(u64::from(digit))?;
+                digits += 1;
+            }
+            // serde_json rejects a leading zero followed by more digits; a
+            // fraction or an exponent makes it another number.
+            if digits == 0 || (digits > 1 && rest[0] == b'0') || matches!(rest.get(digits), Some(b'.' | b'e' | b'E')) {
                 return None;
             }
-            let number = self.rest()[..digits]
-                .iter()
-                .try_fold(0u64, |number, digit| number.checked_mul(10)?.checked_add(u64::from(digit - b'0')))?;
             self.at += digits;
-            // A fraction or an exponent makes it another number.
-            match self.peek() {
-                Some(b'.' | b'e' | b'E') => None,
-                _ => Some(number),
-            }
+            Some(number)
         }
 
         /// One JSON value of type `V`, through serde_json.
@@ -274,7 +286,10 @@ mod tests {
 
     #[test]
     fn the_envelope_reads_what_serde_json_reads() {
-        assert!(envelope::decode::<serde_json::Value>(SAMPLE.as_bytes()).is_some(), "the canonical form is read by hand");
+        assert!(
+            envelope::decode::<serde_json::Value>(SAMPLE.as_bytes()).is_some(),
+            "the canonical form is read by hand"
+        );
         agrees::<serde_json::Value>(SAMPLE);
         for bytes in [
             r#"{"value":{"name":"Ada"},"tags":[],"createdAt":5}"#,

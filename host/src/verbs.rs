@@ -37,12 +37,15 @@ impl Cache {
         known: KnownL1,
     ) -> Result<Option<T>, Error> {
         let span = self.op_span("get", Some(key));
-        // Not through `traced`: the read's future is then built in place
-        // rather than moved into the wrapper's (the L2 read path is hot).
+        // Not through `traced`: a future passed to an async fn is stored
+        // twice in its state (the argument, then the awaited value), and
+        // this one is boxed per call on the L2 read path.
         if span.is_disabled() {
             return self.get_read(key, options, known).await;
         }
-        Self::traced_in(span, self.get_read(key, options, known)).await
+        let result = tracing::Instrument::instrument(self.get_read(key, options, known), span.clone()).await;
+        span.record("result", if result.is_ok() { "ok" } else { "error" });
+        result
     }
 
     async fn get_read<T: CacheValue>(
