@@ -669,6 +669,23 @@ pub(crate) mod tests {
         assert!(!never.is_open(1001));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_call_that_never_answers_fails_at_the_limit() {
+        let started = tokio::time::Instant::now();
+        let limit = Duration::from_millis(300);
+        let error = bounded(std::future::pending::<Result<(), DriverError>>(), Some(limit)).await.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::TIMEOUT, "{error}");
+        let waited = started.elapsed();
+        assert!(limit <= waited && waited < limit + Duration::from_millis(5), "{waited:?}");
+    }
+
+    #[test]
+    fn an_answer_on_the_first_poll_arms_no_timer() {
+        // No runtime, hence no timer: the limit is not even looked at.
+        let answer = futures::executor::block_on(bounded(async { Ok::<_, DriverError>(7) }, Some(Duration::ZERO)));
+        assert_eq!(answer.unwrap(), 7);
+    }
+
     #[test]
     fn ttl_until_is_none_once_past() {
         assert_eq!(ttl_until(None, 5), Some(None));
