@@ -48,11 +48,14 @@ pub(crate) fn as_plugin_call<R>(call: impl FnOnce() -> R) -> R {
 }
 
 pin_project_lite::pin_project! {
-    /// Polls `inner` inside the plugin runtime's context and turns a panic
-    /// during any poll into a `Panicked` error. The future is held inline
-    /// (the `FfiFuture` around this is the only allocation of a call).
+    /// Polls `inner` inside the plugin runtime's context (when given one)
+    /// and turns a panic during any poll into a `Panicked` error. The
+    /// future is held inline: boxed into an `FfiFuture`, this is the only
+    /// allocation of a call, and it is as large as the driver's future
+    /// plus two words (no async block around it, which would hold the
+    /// future twice and move it on the first poll).
     pub(crate) struct Guarded<F> {
-        runtime: &'static Handle,
+        runtime: Option<&'static Handle>,
         #[pin]
         inner: Option<F>,
     }
@@ -62,7 +65,10 @@ pin_project_lite::pin_project! {
             // Tokio resources deregister from their reactor on drop; do it
             // in the plugin runtime's context, and never let a panic escape.
             let this = this.project();
-            let _context = this.runtime.enter();
+            if this.inner.is_none() {
+                return;
+            }
+            let _context = this.runtime.map(Handle::enter);
             let mut inner = this.inner;
             let _ = catch_unwind(AssertUnwindSafe(move || inner.set(None)));
         }
@@ -70,7 +76,9 @@ pin_project_lite::pin_project! {
 }
 
 impl<F> Guarded<F> {
-    pub(crate) fn new(runtime: &'static Handle, inner: F) -> Self {
+    /// `inner`, polled in `runtime`'s context when given (drivers that
+    /// never touch tokio pass `None` and skip entering a context).
+    pub(crate) fn new(runtime: Option<&'static Handle>, inner: F) -> Self {
         Guarded { runtime, inner: Some(inner) }
     }
 }
@@ -80,19 +88,33 @@ impl<T, F: Future<Output = Result<T, DriverError>>> Future for Guarded<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let _context = this.runtime.enter();
         let mut inner = this.inner;
-        let Some(future) = inner.as_mut().as_pin_mut() else {
-            return Poll::Ready(Err(DriverError::new(crate::ErrorKind::PANICKED, "future polled after it panicked")));
-        };
-        match as_plugin_call(|| catch_unwind(AssertUnwindSafe(|| future.poll(cx)))) {
-            Ok(poll) => poll,
-            Err(payload) => {
-                // The future's state is unknown after a panic: drop it here
-                // (still inside the runtime context) and never poll it again.
-                let _ = catch_unwind(AssertUnwindSafe(|| inner.set(None)));
-                Poll::Ready(Err(DriverError::from_panic(payload)))
+        let _context = this.runtime.map(Handle::enter);
+        as_plugin_call(|| {
+            let polled = match inner.as_mut().as_pin_mut() {
+                Some(future) => catch_unwind(AssertUnwindSafe(|| future.poll(cx))),
+                None => {
+                    let message = "future polled after it finished or panicked";
+                    return Poll::Ready(Err(DriverError::new(crate::ErrorKind::PANICKED, message)));
+                }
+            };
+            match polled {
+                Ok(Poll::Pending) => Poll::Pending,
+                Ok(Poll::Ready(output)) => {
+                    // Drop the finished future now, inside the runtime
+                    // context already entered, so that dropping `Guarded`
+                    // later need not enter it again.
+                    let _ = catch_unwind(AssertUnwindSafe(|| inner.set(None)));
+                    Poll::Ready(output)
+                }
+                Err(payload) => {
+                    // The future's state is unknown after a panic: drop it
+                    // here (still inside the runtime context) and never
+                    // poll it again.
+                    let _ = catch_unwind(AssertUnwindSafe(|| inner.set(None)));
+                    Poll::Ready(Err(DriverError::from_panic(payload)))
+                }
             }
-        }
+        })
     }
 }

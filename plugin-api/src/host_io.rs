@@ -22,6 +22,7 @@ use crate::guard::Guarded;
 use crate::runtime::PluginRuntime;
 use abi_stable::std_types::RResult;
 use async_ffi::{ContextExt as _, FfiPoll, FutureExt as _};
+use futures::FutureExt as _;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -68,14 +69,9 @@ where
         Ok(handle) => handle,
         Err(_) => return Err(future),
     };
-    let guarded = Guarded::new(plugin_runtime, async move {
-        future.await;
-        Ok::<(), DriverError>(())
-    });
-    let task = async move {
-        // A panic has been reported by the panic hook already.
-        let _ = guarded.await;
-    };
+    // A panic has been reported by the panic hook already: the task just
+    // ends. No async block: the task's box holds `future` once.
+    let task = Guarded::new(Some(plugin_runtime), future.map(Ok::<(), DriverError>)).map(drop);
     // `available()` just said a runtime is current; should it vanish in
     // between, the task is dropped, which the caller observes as a
     // connection whose task ended.
