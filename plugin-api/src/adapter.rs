@@ -260,7 +260,26 @@ impl<B: CacheBus> FfiBus for BusAdapter<B> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_options;
+    use super::{parse_options, to_ffi_result, Guarded};
+    use futures::FutureExt as _;
+
+    #[test]
+    fn the_boxed_call_holds_the_driver_future_once() {
+        // What `run` boxes into the `FfiFuture`: the driver's future plus a
+        // few words, not an async block holding it twice.
+        let driver_future = async {
+            let state = std::hint::black_box([0u8; 4096]);
+            std::future::ready(()).await;
+            Ok::<usize, crate::DriverError>(state.len())
+        };
+        let driver_size = std::mem::size_of_val(&driver_future);
+        let call = Guarded::new(None, driver_future).map(to_ffi_result);
+        assert!(
+            std::mem::size_of_val(&call) <= driver_size + 64,
+            "{} bytes boxed for a {driver_size}-byte driver future",
+            std::mem::size_of_val(&call)
+        );
+    }
 
     #[derive(serde::Deserialize, Debug)]
     #[serde(deny_unknown_fields)]
