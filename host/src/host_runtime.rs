@@ -352,3 +352,50 @@ mod unix {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Poll;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_plugin_task_sees_one_waker_across_polls_and_is_woken_through_clones() {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let mut done = Some(done);
+        let mut seen: Vec<usize> = Vec::new();
+        let task = std::future::poll_fn(move |cx| {
+            seen.push(cx.waker().data() as usize);
+            match seen.len() {
+                // Woken by a clone from another thread, then by value.
+                1 | 2 => {
+                    let waker = cx.waker().clone();
+                    let by_value = seen.len() == 2;
+                    std::thread::spawn(move || {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        if by_value {
+                            waker.wake();
+                        } else {
+                            waker.wake_by_ref();
+                        }
+                    });
+                    Poll::Pending
+                }
+                _ => {
+                    if let Some(done) = done.take() {
+                        let _ = done.send(seen.clone());
+                    }
+                    Poll::Ready(())
+                }
+            }
+        });
+        assert!(host_runtime().spawn(FfiFuture::new(task)));
+        let seen = tokio::time::timeout(std::time::Duration::from_secs(5), finished)
+            .await
+            .expect("the task is woken and finishes")
+            .expect("the task reports");
+        assert_eq!(seen.len(), 3);
+        // The FFI waker the task sees is the same object at every poll
+        // (async-ffi's own bridge would be a fresh stack object each time).
+        assert!(seen.windows(2).all(|pair| pair[0] == pair[1]), "{seen:?}");
+    }
+}
