@@ -1,7 +1,7 @@
 //! L1 hit path through the full API (`get`, `get_or_set`) next to a bare
 //! quick_cache `get` and the underlying `MemoryStore::get`, measured in the
-//! same run (1 000 hot keys, `Arc` values), single-threaded and on 2
-//! threads; plus `get` with the memory plugin as L1 (a "local" plugin: FFI
+//! same run (1 000 hot keys, `Arc` values, and a small struct cloned on
+//! every hit), single-threaded and on 2 threads; plus `get` with the memory plugin as L1 (a "local" plugin: FFI
 //! and a decode per hit) when it is built in release. Run:
 //! `cargo build --release -p bento-driver-memory-plugin && cargo bench -p bento --bench l1_hit`.
 
@@ -17,6 +17,13 @@ use std::time::{Duration, Instant};
 const HOT_KEYS: usize = 1_000;
 
 type Value = Arc<String>;
+
+/// The small struct shape: stored inline in the L1, a hit clones it.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct User {
+    id: u64,
+    name: String,
+}
 
 fn keys() -> Vec<String> {
     (0..HOT_KEYS).map(|i| format!("user:{i}")).collect()
@@ -34,8 +41,11 @@ fn hit<T>(op: impl IntoFuture<Output = Result<T, bento::Error>>) -> T {
 
 fn bento() -> Bento {
     let bento = Bento::builder().build().now_or_never().expect("no await without a bus").expect("builds");
-    for key in keys() {
+    let users = bento.namespace("users").expect("namespace");
+    for (id, key) in keys().into_iter().enumerate() {
         bento.set(&key, Arc::new(format!("value of {key}"))).into_future().now_or_never().unwrap().unwrap();
+        let user = User { id: id as u64, name: format!("user number {id}") };
+        users.set(&key, user).into_future().now_or_never().unwrap().unwrap();
     }
     bento
 }
@@ -75,6 +85,23 @@ fn single_threaded(c: &mut Criterion) {
             i = (i + 1) % HOT_KEYS;
             let future = bento.get_or_set(&keys[i], |_ctx| async { Ok::<_, BoxError>(Arc::new(String::new())) });
             black_box(hit(future))
+        })
+    });
+    let quick_users: quick_cache::sync::Cache<String, User> = quick_cache::sync::Cache::new(HOT_KEYS * 2);
+    for (id, key) in keys.iter().enumerate() {
+        quick_users.insert(key.clone(), User { id: id as u64, name: format!("user number {id}") });
+    }
+    group.bench_function("quick_cache_get_user", |b| {
+        b.iter(|| {
+            i = (i + 1) % HOT_KEYS;
+            black_box(quick_users.get(keys[i].as_str()))
+        })
+    });
+    let users = bento.namespace("users").expect("namespace");
+    group.bench_function("bento_get_user", |b| {
+        b.iter(|| {
+            i = (i + 1) % HOT_KEYS;
+            black_box(hit(users.get::<User>(&keys[i])))
         })
     });
     if let Some(bento) = bento_with_plugin_l1() {

@@ -97,6 +97,15 @@ impl Cache {
         Ok(self.inner.core.settings.with(op))
     }
 
+    /// [`Cache::settings_with`] borrowing the store's settings when the
+    /// operation sets no option (no copy of them per call).
+    pub(crate) fn settings_for(&self, op: Option<&CacheOptions>) -> Result<OpSettings<'_>, Error> {
+        match op {
+            None => Ok(OpSettings::Store(&self.inner.core.settings)),
+            Some(op) => self.settings_with(op).map(|settings| OpSettings::Op(Box::new(settings))),
+        }
+    }
+
     /// The key as events report it: relative to the store prefix.
     pub(crate) fn event_key(&self, key: &str) -> String {
         if self.inner.namespace.is_empty() {
@@ -149,6 +158,10 @@ impl Cache {
         body: impl std::future::Future<Output = Result<R, Error>>,
     ) -> Result<R, Error> {
         let span = self.op_span(operation, key);
+        // Nobody listens (the common case): no span to enter on every poll.
+        if span.is_disabled() {
+            return body.await;
+        }
         let result = tracing::Instrument::instrument(body, span.clone()).await;
         span.record("result", if result.is_ok() { "ok" } else { "error" });
         result
@@ -229,6 +242,25 @@ impl Cache {
             Ok(())
         } else {
             Err(Error::L2 { key: key.to_string(), source })
+        }
+    }
+}
+
+/// The settings of one operation: the store's, or the store's with the
+/// operation's options (boxed: this sits in futures that are boxed per
+/// call, and a small future is a cheap allocation).
+pub(crate) enum OpSettings<'a> {
+    Store(&'a Settings),
+    Op(Box<Settings>),
+}
+
+impl std::ops::Deref for OpSettings<'_> {
+    type Target = Settings;
+
+    fn deref(&self) -> &Settings {
+        match self {
+            OpSettings::Store(settings) => settings,
+            OpSettings::Op(settings) => settings,
         }
     }
 }

@@ -445,6 +445,21 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_holds_a_small_struct_inline_in_eight_words() {
+        // 1 M entries must stay under the RSS target: every word counts.
+        assert_eq!(size_of::<L1Entry>(), 64);
+        #[derive(Clone, Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct User {
+            id: u64,
+            name: String,
+        }
+        let user = User { id: 1, name: "Ada".into() };
+        let stored = L1Entry::decoded(user.clone(), 1, NEVER, &[]);
+        assert_eq!(stored.value.downcast_ref::<Decoded<User>>().map(|d| &d.0), Some(&user));
+        assert_eq!(stored.into_value::<User>(&JsonSerializer), Some(user));
+    }
+
+    #[test]
     fn records_round_trip() {
         let tags = vec!["users".to_string(), "é:✓".to_string()];
         let original = L1Entry::decoded("Ada".to_string(), 42, NEVER, &tags);

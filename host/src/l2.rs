@@ -13,9 +13,12 @@ use crate::serializer::{self, Serializer};
 use crate::telemetry::L2Metrics;
 use async_trait::async_trait;
 use bento_plugin_api::{Capabilities, DriverError, ErrorKind, Prefix, SetItem};
-use std::future::Future;
+use futures::future::OptionFuture;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tracing::field::Empty;
 use tracing::Instrument;
@@ -162,18 +165,13 @@ impl L2Shared {
             return Err(DriverError::new(ErrorKind::CONNECTION, "L2 circuit breaker is open"));
         }
         let span = tracing::debug_span!("bento.l2", store = %self.metrics.store(), operation = name, outcome = Empty);
-        let started = std::time::Instant::now();
-        let result = async {
-            match timeout.filter(|_| tokio::runtime::Handle::try_current().is_ok()) {
-                Some(limit) => tokio::time::timeout(limit, operation).await.unwrap_or_else(|_| {
-                    Err(DriverError::timeout(format_args!("L2 call did not answer within {limit:?} (l2_timeout)")))
-                }),
-                // Without a tokio runtime there is no timer to bound it with.
-                None => operation.await,
-            }
-        }
-        .instrument(span.clone())
-        .await;
+        let started = quanta::Instant::now();
+        // Nobody listens (the common case): no span to enter on every poll.
+        let result = match span.is_disabled() {
+            true => bounded(operation, timeout).await,
+            // Boxed: only traced calls pay for the span's room in the future.
+            false => Box::pin(bounded(operation, timeout).instrument(span.clone())).await,
+        };
         self.metrics.call(name, result.is_ok(), started.elapsed().as_secs_f64());
         match &result {
             Ok(_) => {
@@ -245,6 +243,39 @@ impl L2Shared {
         self.call("set", timeout, driver.set(key, bytes, ttl)).await?;
         Ok(true)
     }
+}
+
+/// `operation`, failing with a timeout error after `limit`. The timer is
+/// armed only when the operation does not answer on its first poll (an
+/// answer already there needs no timer-wheel entry), from that first poll;
+/// without a tokio runtime there is no timer to bound it with.
+async fn bounded<R>(
+    operation: impl Future<Output = Result<R, DriverError>>,
+    limit: Option<Duration>,
+) -> Result<R, DriverError> {
+    let Some(limit) = limit else { return operation.await };
+    let mut operation = pin!(operation);
+    let mut timer = pin!(OptionFuture::<tokio::time::Sleep>::from(None));
+    let mut armed = false;
+    poll_fn(|context| {
+        if let Poll::Ready(result) = operation.as_mut().poll(context) {
+            return Poll::Ready(result);
+        }
+        if !armed {
+            armed = true;
+            if tokio::runtime::Handle::try_current().is_ok() {
+                timer.set(Some(tokio::time::sleep(limit)).into());
+            }
+        }
+        match timer.as_mut().poll(context) {
+            Poll::Ready(Some(())) => Poll::Ready(Err(DriverError::timeout(format_args!(
+                "L2 call did not answer within {limit:?} (l2_timeout)"
+            )))),
+            // Pending, or no timer (no runtime): wait for the operation.
+            _ => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// Why an L2 `expire` failed: the driver, or the serializer re-encoding the
@@ -352,6 +383,10 @@ impl L2 {
     }
 
     fn adjust(&self, key: &str, found: Option<Vec<u8>>) -> Option<L2Value> {
+        // Nothing queued (the common case): no full key to build.
+        if self.shared.recovery.len() == 0 {
+            return found.map(|bytes| L2Value { bytes, expired_at: None });
+        }
         match self.shared.recovery.read(&self.full_key(key)) {
             None => found.map(|bytes| L2Value { bytes, expired_at: None }),
             Some(PendingRead::Gone) => None,
@@ -632,6 +667,23 @@ pub(crate) mod tests {
         let never = CircuitBreaker::new(None);
         never.record_failure(1000);
         assert!(!never.is_open(1001));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_that_never_answers_fails_at_the_limit() {
+        let started = tokio::time::Instant::now();
+        let limit = Duration::from_millis(300);
+        let error = bounded(std::future::pending::<Result<(), DriverError>>(), Some(limit)).await.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::TIMEOUT, "{error}");
+        let waited = started.elapsed();
+        assert!(limit <= waited && waited < limit + Duration::from_millis(5), "{waited:?}");
+    }
+
+    #[test]
+    fn an_answer_on_the_first_poll_arms_no_timer() {
+        // No runtime, hence no timer: the limit is not even looked at.
+        let answer = futures::executor::block_on(bounded(async { Ok::<_, DriverError>(7) }, Some(Duration::ZERO)));
+        assert_eq!(answer.unwrap(), 7);
     }
 
     #[test]

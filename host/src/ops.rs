@@ -144,8 +144,7 @@ impl<'a, T: CacheValue> IntoFuture for Get<'a, T> {
             Probe::Hit(value, _) => return CacheFuture::ready(Some(value)),
             Probe::Miss(known) => known,
         };
-        let options = self.options.map(|options| *options).unwrap_or_default();
-        CacheFuture::pending(self.cache.get_slow(self.key, options, known))
+        CacheFuture::pending(self.cache.get_slow(self.key, self.options, known))
     }
 }
 

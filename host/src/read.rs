@@ -19,6 +19,7 @@ use crate::events::Layer;
 use crate::l1::{L1Entry, NEVER};
 use crate::l2::{decode_entry, L2Value};
 use crate::options::Settings;
+use crate::ordering::Snapshot;
 use crate::serializer::Serializer;
 use crate::tags::{TagState, HARD_TAG_PREFIX, SOFT_TAG_PREFIX};
 use serde::de::IgnoredAny;
@@ -32,6 +33,35 @@ pub(crate) enum Lookup<V> {
     Stale(Entry<V>, Layer),
     /// Nothing usable.
     Missing,
+}
+
+/// One key on its way through the pipeline: what is fresh so far, and the
+/// newest stale candidate (served only within grace).
+struct KeyState<V> {
+    result: Lookup<V>,
+    stale: Option<(Entry<V>, Layer)>,
+}
+
+impl<V> Default for KeyState<V> {
+    fn default() -> Self {
+        KeyState { result: Lookup::Missing, stale: None }
+    }
+}
+
+impl<V> KeyState<V> {
+    fn is_fresh(&self) -> bool {
+        matches!(self.result, Lookup::Fresh(..))
+    }
+
+    /// Step 3: the answer: fresh, else the stale candidate within grace.
+    fn settle(self, settings: &Settings, now: u64) -> Lookup<V> {
+        match (self.result, self.stale) {
+            (Lookup::Missing, Some((entry, layer))) if within_grace(&entry, settings, now) => {
+                Lookup::Stale(entry, layer)
+            }
+            (result, _) => result,
+        }
+    }
 }
 
 /// What the synchronous L1 probe of the hit path found.
@@ -176,15 +206,15 @@ impl Cache {
         }
     }
 
-    /// [`Cache::read`] of one key.
+    /// [`Cache::read`] of one key (the same steps, without the batch's
+    /// vectors: the L2 read path of `get` allocates nothing of its own).
     pub(crate) async fn read_one<D: Decoder>(
         &self,
         key: &str,
         known: KnownL1,
         settings: &Settings,
     ) -> Result<Lookup<D::Value>, Error> {
-        let mut found = self.read::<D>(&[key], known.map(|entry| vec![entry]), settings).await?;
-        Ok(found.pop().unwrap_or(Lookup::Missing))
+        self.read_tier_one::<D>(key, known, settings, true).await
     }
 
     /// What the tiers hold for each of `keys`, in order. `known`: the L1
@@ -205,8 +235,7 @@ impl Cache {
         known: KnownL1,
         settings: &Settings,
     ) -> Result<Lookup<D::Value>, Error> {
-        let mut found = self.read_tiers::<D>(&[key], known.map(|entry| vec![entry]), settings, false).await?;
-        Ok(found.pop().unwrap_or(Lookup::Missing))
+        self.read_tier_one::<D>(key, known, settings, false).await
     }
 
     /// An entry found outside [`Cache::read`] (an atomic pull) judged by
@@ -232,6 +261,8 @@ impl Cache {
         })
     }
 
+    /// The pipeline for a batch of keys: L1 (one call), then one L2 call
+    /// for the keys not fresh in L1, each key through the steps below.
     async fn read_tiers<D: Decoder>(
         &self,
         keys: &[&str],
@@ -240,54 +271,20 @@ impl Cache {
         use_l2: bool,
     ) -> Result<Vec<Lookup<D::Value>>, Error> {
         let now = now_ms();
-        let serializer = &*self.inner.core.serializer;
-        let mut results: Vec<Lookup<D::Value>> = keys.iter().map(|_| Lookup::Missing).collect();
-        let mut stale: Vec<Option<(Entry<D::Value>, Layer)>> = keys.iter().map(|_| None).collect();
-
+        let mut states: Vec<KeyState<D::Value>> = keys.iter().map(|_| KeyState::default()).collect();
         if let Some(l1) = &self.inner.l1 {
             let entries = match known {
                 Some(entries) => entries,
                 None => l1.get_many(keys).await,
             };
-            for (index, entry) in entries.into_iter().enumerate() {
-                let Some(entry) = entry else { continue };
-                let Some(value) = D::from_l1(&entry, serializer) else {
-                    self.decode_failed(
-                        keys[index],
-                        Layer::L1,
-                        "the L1 value does not convert to this type".into(),
-                        settings,
-                    )?;
-                    continue;
-                };
-                let state = self.tag_state(entry.tags(), entry.created_at, settings).await?;
-                if state == TagState::Deleted {
-                    l1.delete(keys[index]).await;
-                    continue;
-                }
-                let mut found = Entry {
-                    value,
-                    logical_expiration: entry.logical_expiration(),
-                    tags: entry.tags().to_vec(),
-                    created_at: entry.created_at,
-                };
-                state.apply_to(&mut found);
-                if found.is_expired(now) {
-                    stale[index] = Some((found, Layer::L1));
-                } else {
-                    results[index] = Lookup::Fresh(found.value, Layer::L1);
-                }
+            for ((key, entry), state) in keys.iter().zip(entries).zip(&mut states) {
+                *state = self.l1_step::<D>(key, entry, settings, now).await?;
             }
         }
 
-        let wanted: Vec<usize> = (0..keys.len()).filter(|&i| !matches!(results[i], Lookup::Fresh(..))).collect();
+        let wanted: Vec<usize> = (0..keys.len()).filter(|&i| !states[i].is_fresh()).collect();
         if let (Some(l2), false) = (self.inner.l2.as_ref().filter(|_| use_l2), wanted.is_empty()) {
-            // Taken before reading L2: a write meanwhile cancels the copy.
-            let order = &self.inner.core.order;
-            let snapshots: Vec<_> = wanted
-                .iter()
-                .map(|&i| self.inner.l1.as_ref().map(|_| order.snapshot(&self.full_key(keys[i]))))
-                .collect();
+            let snapshots: Vec<_> = wanted.iter().map(|&i| self.l2_snapshot(keys[i])).collect();
             let answer = match wanted.as_slice() {
                 [only] => l2.get(keys[*only], settings.l2_timeout).await.map(|found| vec![found]),
                 _ => {
@@ -303,43 +300,124 @@ impl Cache {
                 }
             };
             for ((&index, found), snapshot) in wanted.iter().zip(found).zip(snapshots) {
-                let Some(found) = found else { continue };
-                let key = keys[index];
-                let mut entry = match D::from_l2(serializer, &found) {
-                    Ok(entry) => entry,
-                    Err(error) => {
-                        self.decode_failed(key, Layer::L2, error, settings)?;
-                        continue;
-                    }
-                };
-                let state = self.tag_state(&entry.tags, entry.created_at, settings).await?;
-                if state == TagState::Deleted {
-                    continue;
-                }
-                state.apply_to(&mut entry);
-                let fresh = !entry.is_expired(now);
-                let newer = stale[index].as_ref().is_none_or(|(old, _)| entry.created_at > old.created_at);
-                if let (true, Some(snapshot)) = (fresh || newer, snapshot) {
-                    if let Some(copy) = D::to_l1(&entry) {
-                        self.write_back(key, copy, snapshot, settings.grace, found.bytes.len()).await;
-                    }
-                }
-                if fresh {
-                    results[index] = Lookup::Fresh(entry.value, Layer::L2);
-                } else if newer {
-                    stale[index] = Some((entry, Layer::L2));
-                }
+                self.l2_step::<D>(keys[index], found, snapshot, &mut states[index], settings, now).await?;
             }
         }
+        Ok(states.into_iter().map(|state| state.settle(settings, now)).collect())
+    }
 
-        for (result, stale) in results.iter_mut().zip(stale) {
-            if let (Lookup::Missing, Some((entry, layer))) = (&*result, stale) {
-                if within_grace(&entry, settings, now) {
-                    *result = Lookup::Stale(entry, layer);
+    /// The pipeline for one key: the same steps as [`Cache::read_tiers`].
+    async fn read_tier_one<D: Decoder>(
+        &self,
+        key: &str,
+        known: KnownL1,
+        settings: &Settings,
+        use_l2: bool,
+    ) -> Result<Lookup<D::Value>, Error> {
+        let now = now_ms();
+        let mut state = KeyState::default();
+        if let Some(l1) = &self.inner.l1 {
+            let entry = match known {
+                Some(entry) => entry,
+                None => l1.get(key).await,
+            };
+            state = self.l1_step::<D>(key, entry, settings, now).await?;
+        }
+        if let (Some(l2), false) = (self.inner.l2.as_ref().filter(|_| use_l2), state.is_fresh()) {
+            let snapshot = self.l2_snapshot(key);
+            let found = match l2.get(key, settings.l2_timeout).await {
+                Ok(found) => found,
+                Err(source) => {
+                    self.l2_failed(key, source, settings)?;
+                    None
                 }
+            };
+            self.l2_step::<D>(key, found, snapshot, &mut state, settings, now).await?;
+        }
+        Ok(state.settle(settings, now))
+    }
+
+    /// Step 1: what L1 holds for `key` (`entry`), judged by its tags and
+    /// freshness. A tag-deleted entry is removed from L1.
+    async fn l1_step<D: Decoder>(
+        &self,
+        key: &str,
+        entry: Option<L1Entry>,
+        settings: &Settings,
+        now: u64,
+    ) -> Result<KeyState<D::Value>, Error> {
+        let mut state = KeyState::default();
+        let Some(entry) = entry else { return Ok(state) };
+        let Some(value) = D::from_l1(&entry, &*self.inner.core.serializer) else {
+            self.decode_failed(key, Layer::L1, "the L1 value does not convert to this type".into(), settings)?;
+            return Ok(state);
+        };
+        let tags = self.tag_state(entry.tags(), entry.created_at, settings).await?;
+        if tags == TagState::Deleted {
+            if let Some(l1) = &self.inner.l1 {
+                // Boxed: rare, and this future is part of every read's.
+                Box::pin(l1.delete(key)).await;
+            }
+            return Ok(state);
+        }
+        let mut found = Entry {
+            value,
+            logical_expiration: entry.logical_expiration(),
+            tags: entry.tags().to_vec(),
+            created_at: entry.created_at,
+        };
+        tags.apply_to(&mut found);
+        if found.is_expired(now) {
+            state.stale = Some((found, Layer::L1));
+        } else {
+            state.result = Lookup::Fresh(found.value, Layer::L1);
+        }
+        Ok(state)
+    }
+
+    /// Taken before reading L2: a write meanwhile cancels the copy of the
+    /// L2 value into L1 (`None` without an L1).
+    fn l2_snapshot(&self, key: &str) -> Option<Snapshot> {
+        self.inner.l1.as_ref().map(|_| self.inner.core.order.snapshot(&self.full_key(key)))
+    }
+
+    /// Step 2: what L2 answered for `key` (`found`), judged by its tags and
+    /// freshness against what L1 had (`state`); a fresh entry, or one newer
+    /// than the stale L1 copy, is copied into L1 unless a write intervened.
+    async fn l2_step<D: Decoder>(
+        &self,
+        key: &str,
+        found: Option<L2Value>,
+        snapshot: Option<Snapshot>,
+        state: &mut KeyState<D::Value>,
+        settings: &Settings,
+        now: u64,
+    ) -> Result<(), Error> {
+        let Some(found) = found else { return Ok(()) };
+        let mut entry = match D::from_l2(&*self.inner.core.serializer, &found) {
+            Ok(entry) => entry,
+            Err(error) => return self.decode_failed(key, Layer::L2, error, settings),
+        };
+        let tags = self.tag_state(&entry.tags, entry.created_at, settings).await?;
+        if tags == TagState::Deleted {
+            return Ok(());
+        }
+        tags.apply_to(&mut entry);
+        let fresh = !entry.is_expired(now);
+        let newer = state.stale.as_ref().is_none_or(|(old, _)| entry.created_at > old.created_at);
+        if let (true, Some(snapshot)) = (fresh || newer, snapshot) {
+            if let Some(copy) = D::to_l1(&entry) {
+                // Boxed: only tiered stores copy, and the copy's future would
+                // otherwise widen every read's.
+                Box::pin(self.write_back(key, copy, snapshot, settings.grace, found.bytes.len())).await;
             }
         }
-        Ok(results)
+        if fresh {
+            state.result = Lookup::Fresh(entry.value, Layer::L2);
+        } else if newer {
+            state.stale = Some((entry, Layer::L2));
+        }
+        Ok(())
     }
 
     /// Tag state from L1 alone; `None` when a timestamp must be read from
@@ -377,6 +455,13 @@ impl Cache {
         if let Some(state) = self.tag_state_l1(tags, created_at) {
             return Ok(state);
         }
+        // Boxed: the common read (no tags, or tags known in L1) then keeps
+        // a small future.
+        Box::pin(self.tag_state_l2(tags, created_at, settings)).await
+    }
+
+    /// [`Cache::tag_state`] reading the timestamps L1 does not hold from L2.
+    async fn tag_state_l2(&self, tags: &[String], created_at: u64, settings: &Settings) -> Result<TagState, Error> {
         let mut state = TagState::Valid;
         for tag in tags {
             let hard = self.tag_timestamp(&format!("{HARD_TAG_PREFIX}{tag}"), settings).await?;

@@ -29,18 +29,34 @@ impl Cache {
         Get { cache: self, key, options: None, value: PhantomData }
     }
 
+    /// `get` past the L1 probe; `options`: `None` when the call set none.
     pub(crate) async fn get_slow<T: CacheValue>(
         &self,
         key: &str,
-        options: CacheOptions,
+        options: Option<Box<CacheOptions>>,
         known: KnownL1,
     ) -> Result<Option<T>, Error> {
-        self.traced("get", Some(key), async {
-            let settings = self.settings_with(&options)?;
-            let found = self.read_one::<Typed<T>>(key, known, &settings).await?;
-            Ok(self.serve(key, found))
-        })
-        .await
+        let span = self.op_span("get", Some(key));
+        // Not through `traced`: a future passed to an async fn is stored
+        // twice in its state (the argument, then the awaited value), and
+        // this one is boxed per call on the L2 read path.
+        if span.is_disabled() {
+            return self.get_read(key, options, known).await;
+        }
+        let result = tracing::Instrument::instrument(self.get_read(key, options, known), span.clone()).await;
+        span.record("result", if result.is_ok() { "ok" } else { "error" });
+        result
+    }
+
+    async fn get_read<T: CacheValue>(
+        &self,
+        key: &str,
+        options: Option<Box<CacheOptions>>,
+        known: KnownL1,
+    ) -> Result<Option<T>, Error> {
+        let settings = self.settings_for(options.as_deref())?;
+        let found = self.read_one::<Typed<T>>(key, known, &settings).await?;
+        Ok(self.serve(key, found))
     }
 
     /// Record what a read found for `key` (hit, graced hit or miss) and

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 pub mod bus_scenarios;
 pub mod fault;
+pub mod threads;
 
 /// The directory holding the built plugin libraries: `BENTO_PLUGIN_DIR`, or
 /// the profile directory of the running test binary (`target/<profile>`).

@@ -2,7 +2,7 @@
 //! [`BusMessage`]s into payloads and back, drops its own echoes, and keeps
 //! failed publishes in the retry queue until the transport takes them.
 
-use super::message::{channel_name, decode, encode, BusMessage, DecodeError, MessageKind, SenderId};
+use super::message::{channel_name, decode, encode, BusMessage, DecodeError, MessageKind, SenderId, SENDER_ID_LEN};
 use super::retry::{PendingPublish, Queued, RetryQueue, RetryQueueOptions};
 use super::transport::{BusTransport, PayloadHandler};
 use crate::error::Error;
@@ -159,10 +159,14 @@ impl Shared {
     }
 
     fn receive(&self, store: &str, channel: &str, payload: &[u8], handler: &(dyn Fn(BusMessage) + Send + Sync)) {
+        // Every write of this node comes back as its own echo: recognise
+        // it by the sender id the payload starts with, before decoding
+        // (and allocating) the namespace and keys.
+        if is_from(&self.sender_id, payload) {
+            self.counters.ignored_own.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         match decode(payload) {
-            Ok((sender, _)) if sender == self.sender_id => {
-                self.counters.ignored_own.fetch_add(1, Ordering::Relaxed);
-            }
             Ok((_, message)) => {
                 self.counters.received.fetch_add(1, Ordering::Relaxed);
                 self.emit(BusEvent::Received { store, message: &message });
@@ -175,6 +179,13 @@ impl Shared {
             }
         }
     }
+}
+
+/// True when `payload` is a message of `sender`: it starts with the
+/// sender id and has at least the type byte after it. The rest is not
+/// looked at; a node ignores its own messages whatever they say.
+fn is_from(sender: &SenderId, payload: &[u8]) -> bool {
+    payload.len() > SENDER_ID_LEN && payload[..SENDER_ID_LEN] == sender.as_bytes()[..]
 }
 
 /// Wakes the retry thread: on a reconnection, or to stop it.
@@ -704,6 +715,26 @@ mod tests {
             let good = encode(&SenderId::random(), &BusMessage::delete("bentocache", vec!["k".into()]));
             hub.publish(&channel_name("s"), good).await.unwrap();
             assert_eq!(received.recv_timeout(WAIT).unwrap().kind, MessageKind::Delete);
+            assert_eq!(b.stats().malformed, 1);
+        });
+    }
+
+    #[test]
+    fn own_messages_are_recognised_by_the_sender_id_alone() {
+        futures::executor::block_on(async {
+            let hub = MemoryBus::new();
+            let b = BusNode::new(hub.connect(), Default::default());
+            let received = subscribed(&b, "s").await;
+            let own = b.sender_id();
+            let mut truncated = own.as_bytes().to_vec();
+            truncated.extend_from_slice(b"\x01\x00\x00");
+            hub.publish(&channel_name("s"), truncated).await.unwrap();
+            hub.publish(&channel_name("s"), own.as_bytes().to_vec()).await.unwrap();
+            let echo = encode(&own, &BusMessage::set("bentocache", vec!["k".into()]));
+            hub.publish(&channel_name("s"), echo).await.unwrap();
+            assert!(received.recv_timeout(Duration::from_millis(200)).is_err());
+            assert_eq!(b.stats().ignored_own, 2);
+            // Only an id: not even a type byte.
             assert_eq!(b.stats().malformed, 1);
         });
     }

@@ -8,11 +8,14 @@
 //! Connection`): with `io: "auto"` its socket and task run on the caller's
 //! runtime lent by the host, so a PUBLISH wakes no plugin thread; it
 //! redials after a connection error. Subscriptions live on a dedicated pub/sub
-//! connection watched by a supervisor task ([`subscriber`]): when that
-//! connection breaks, it reconnects with backoff, subscribes every channel
-//! again and then runs the `on_reconnect` handlers (the host retries its
-//! queued publishes there). Messages published while the subscriber was
-//! away are lost — Redis pub/sub keeps nothing.
+//! connection read by one supervisor task ([`subscriber`]), on the same
+//! runtime as the publisher's (with `io: "auto"`, the host runtime that
+//! connected the bus, so a received message — this instance's own echo
+//! included — wakes no plugin thread): when that connection breaks, it
+//! reconnects with backoff, subscribes every channel again and then runs
+//! the `on_reconnect` handlers (the host retries its queued publishes
+//! there). Messages published while the subscriber was away are lost —
+//! Redis pub/sub keeps nothing.
 //!
 //! Not a cache driver: use `bento-driver-redis` for the L2. Options: see
 //! [`RedisBusOptions`].
@@ -23,6 +26,7 @@
 //! `bento-bus-redis-plugin` crate (`plugins/redis-bus/plugin`).
 
 mod options;
+mod resp;
 pub mod subscriber;
 
 pub use options::{IoMode, RedisBusOptions, DEFAULT_URL};
@@ -37,16 +41,6 @@ use subscriber::Subscriber;
 pub struct RedisBus {
     publisher: Connection,
     subscriber: Arc<Subscriber>,
-}
-
-fn redis_error(action: &str, error: redis::RedisError) -> DriverError {
-    if error.is_timeout() {
-        DriverError::timeout(format!("redis bus {action}: {error}"))
-    } else if error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal() {
-        DriverError::connection(format!("redis bus {action}: {error}"))
-    } else {
-        DriverError::backend(format!("redis bus {action}: {error}"))
-    }
 }
 
 impl CacheBus for RedisBus {
@@ -67,7 +61,7 @@ impl CacheBus for RedisBus {
         .map_err(|error| {
             DriverError::new(error.kind, format!("redis bus connect to {}: {}", options.url, error.message))
         })?;
-        let subscriber = Subscriber::start(client, options).await?;
+        let subscriber = Subscriber::start(client.get_connection_info().clone(), options).await?;
         Ok(RedisBus { publisher, subscriber })
     }
 

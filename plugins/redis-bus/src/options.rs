@@ -35,12 +35,16 @@ pub struct RedisBusOptions {
     /// milliseconds, to notice a connection that died silently; 0 disables.
     /// Default: 5000.
     pub health_check_interval_ms: u64,
-    /// Which tokio runtime drives the publishing connection when the bus is
+    /// Which tokio runtime drives the bus's connections when the bus is
     /// loaded as a plugin, as the redis driver's option of the same name:
-    /// `"auto"` (the default) runs it on the caller's runtime when the host
-    /// lends it (so a PUBLISH wakes no plugin thread) and falls back to the
-    /// plugin's own runtime; `"plugin"` always uses the plugin's runtime.
-    /// The subscriber connection always runs on the plugin's runtime.
+    /// `"auto"` (the default) runs the publishing connection on the
+    /// caller's runtime when the host lends it (so a PUBLISH wakes no
+    /// plugin thread), and the subscriber connection and its task on the
+    /// host runtime that connected the bus (so a received message wakes no
+    /// plugin thread); each falls back to the plugin's own runtime where
+    /// the host lends none (an older host, a current-thread runtime), and
+    /// the subscriber moves there if its host runtime shuts down.
+    /// `"plugin"` always uses the plugin's runtime.
     pub io: IoMode,
 }
 

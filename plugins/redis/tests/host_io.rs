@@ -4,6 +4,8 @@
 //! the plugin's own threads.
 
 use bento::{Driver, DriverOptions, Plugin};
+#[cfg(target_os = "linux")]
+use bento_testkit::threads::plugin_thread_switches;
 use bento_testkit::{plugin_path, require, Service};
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
@@ -74,27 +76,6 @@ fn requests_from_plain_threads_work_with_or_without_a_live_host_runtime() {
     })
     .join()
     .expect("plain thread");
-}
-
-/// Voluntary context switches of the plugin runtime's threads so far
-/// (Linux: `/proc/self/task/*/status` of threads named `bento-plugin-rt`).
-#[cfg(target_os = "linux")]
-fn plugin_thread_switches() -> u64 {
-    let mut total = 0;
-    for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
-        let path = task.expect("task entry").path();
-        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        if !name.starts_with("bento-plugin-rt") {
-            continue;
-        }
-        let status = std::fs::read_to_string(path.join("status")).unwrap_or_default();
-        total += status
-            .lines()
-            .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
-            .and_then(|count| count.trim().parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    total
 }
 
 /// How often the plugin's threads woke up during `requests` sequential

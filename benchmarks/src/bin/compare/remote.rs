@@ -149,9 +149,20 @@ impl Setup {
     }
 
     fn bus(&self) -> BusNode {
-        let plugin = Plugin::load(bento_testkit::plugin_path("bento-bus-redis")).expect("the redis bus plugin loads");
-        let options = serde_json::json!({ "url": self.url }).to_string();
-        let bus = self.runtime.block_on(plugin.create_bus(&options)).expect("bus connects");
+        self.bus_from(&bento_testkit::plugin_path("bento-bus-redis"), None)
+    }
+
+    /// A bus node over the redis bus plugin file at `path`, `extra` options
+    /// (a JSON object) added to its URL.
+    fn bus_from(&self, path: &std::path::Path, extra: Option<&str>) -> BusNode {
+        let plugin = Plugin::load(path).expect("the redis bus plugin loads");
+        let mut options = serde_json::json!({ "url": self.url });
+        if let Some(extra) = extra {
+            let extra: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(extra).expect("bus B options are a JSON object");
+            options.as_object_mut().expect("options object").extend(extra);
+        }
+        let bus = self.runtime.block_on(plugin.create_bus(&options.to_string())).expect("bus connects");
         BusNode::new(bus, BusNodeOptions::default())
     }
 
@@ -383,13 +394,20 @@ fn writes(s: &Setup, rounds: usize) -> String {
             }
         }
     };
+    // A second bus plugin build (another file, so its own runtime) to A/B
+    // a bus change in one run: COMPARE_REDIS_BUS_B=path/to/.so;
+    // COMPARE_REDIS_BUS_B_OPTIONS='{"io":"plugin"}' adds options to it.
+    let bus_b = std::env::var("COMPARE_REDIS_BUS_B").ok().map(|path| {
+        let extra = std::env::var("COMPARE_REDIS_BUS_B_OPTIONS").ok();
+        s.bento("bus-b", true, Some(s.bus_from(std::path::Path::new(&path), extra.as_deref())))
+    });
     let rt = &s.runtime;
     let publish = Some((message.clone(), channel.clone()));
     let (raw_miss, raw_miss_bus) = (raw_get_set(None), raw_get_set(publish));
     let (raw_set_only, raw_set_bus) = (raw_set(false), raw_set(true));
     let (miss_tiered, miss_bus) = (miss(tiered.clone()), miss(with_bus.clone()));
     let (set_tiered, set_bus) = (set(tiered), set(with_bus));
-    let subjects = vec![
+    let mut subjects = vec![
         Subject::new("raw GET + SET", || sequential(rt, WRITES, raw_miss.clone())),
         Subject::new("get_or_set miss, L1 + L2", || sequential(rt, WRITES, miss_tiered.clone())),
         Subject::new("raw GET + SET + PUBLISH", || sequential(rt, WRITES, raw_miss_bus.clone())),
@@ -399,7 +417,21 @@ fn writes(s: &Setup, rounds: usize) -> String {
         Subject::new("raw SET + PUBLISH", || sequential(rt, WRITES, raw_set_bus.clone())),
         Subject::new("set, L1 + L2 + bus", || sequential(rt, WRITES, set_bus.clone())),
     ];
+    if let Some(bento_b) = &bus_b {
+        let (miss_b, set_b) = (miss(bento_b.clone()), set(bento_b.clone()));
+        subjects.push(Subject::new("get_or_set miss, L1 + L2 + bus B", move || sequential(rt, WRITES, miss_b.clone())));
+        subjects.push(Subject::new("set, L1 + L2 + bus B", move || sequential(rt, WRITES, set_b.clone())));
+    }
     let mut r: Results = interleaved("write paths over Redis (User values, 1 caller)", rounds, subjects);
+    if bus_b.is_some() {
+        for (subject, baseline) in [
+            ("get_or_set miss, L1 + L2 + bus", "get_or_set miss, L1 + L2 + bus B"),
+            ("set, L1 + L2 + bus", "set, L1 + L2 + bus B"),
+        ] {
+            r.check(&format!("{subject} vs bus B"), subject, baseline, Metric::Wall, None);
+            r.check(&format!("{subject} vs bus B, CPU"), subject, baseline, Metric::Cpu, None);
+        }
+    }
     let wall = Metric::Wall;
     r.check("get_or_set miss vs raw GET + SET", "get_or_set miss, L1 + L2", "raw GET + SET", wall, Some((1.5, true)));
     r.check(
