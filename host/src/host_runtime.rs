@@ -46,7 +46,7 @@ impl FfiHostRuntime for HostRuntime {
     fn spawn(&self, future: FfiFuture<()>) -> bool {
         match lendable() {
             Some(handle) => {
-                drop(handle.spawn(future));
+                drop(handle.spawn(task_waker::HostTask::new(future)));
                 true
             }
             None => false,
@@ -59,6 +59,164 @@ impl FfiHostRuntime for HostRuntime {
         match registered {
             Ok(socket) => RResult::ROk(socket),
             Err(error) => RResult::RErr(error.into()),
+        }
+    }
+}
+
+/// A plugin task on the host runtime, polled with a waker that crosses the
+/// boundary as itself.
+///
+/// async-ffi polls an `FfiFuture` through a bridge built on the stack at
+/// every poll: the plugin sees a new waker each time, so every waker it
+/// stores (a channel's, a socket's) is cloned again on every poll, each
+/// clone a boxed copy of the task's waker; a socket readiness registered
+/// back with the host wraps that bridge once more, so the host's reactor
+/// holds a host waker inside a plugin waker inside a host waker. A plugin
+/// connection task polls and registers on every request.
+///
+/// Here the task's waker is lent to the plugin as a reference-counted FFI
+/// waker ([`task_waker::TaskWaker`], async-ffi's waker ABI) that lives as
+/// long as the task's waker stays the same: the plugin's `will_wake`
+/// checks see the same waker poll after poll, a clone is a count
+/// increment, and a socket registration that comes back with it
+/// ([`unix::HostSocket`]) is made with the task's own waker, unwrapped.
+mod task_waker {
+    use bento_plugin_api::abi::{FfiContext, FfiFuture, FfiPoll};
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Waker};
+
+    // Mirrors of async-ffi's FFI types (ABI version 2): the layout both
+    // sides of the boundary agree on, which `abi_stable` checks when a
+    // plugin loads (the fields are private to async-ffi).
+
+    /// `FfiWakerVTable`.
+    #[repr(C)]
+    #[allow(dead_code)] // Called by the plugin, through the ABI.
+    struct WakerVTable {
+        clone: unsafe extern "C" fn(*const WakerBase) -> *const WakerBase,
+        wake: unsafe extern "C" fn(*const WakerBase),
+        wake_by_ref: unsafe extern "C" fn(*const WakerBase),
+        drop: unsafe extern "C" fn(*const WakerBase),
+    }
+
+    /// `FfiWakerBase`: what an FFI waker pointer points to.
+    #[repr(C)]
+    pub(super) struct WakerBase {
+        vtable: *const WakerVTable,
+    }
+
+    /// `FfiContext`.
+    #[repr(C)]
+    pub(super) struct RawContext {
+        pub(super) waker: *const WakerBase,
+    }
+
+    /// `LocalBorrowingFfiFuture`, the layout of every `FfiFuture`.
+    #[repr(C)]
+    struct RawFuture {
+        fut_ptr: *mut (),
+        poll_fn: unsafe extern "C" fn(*mut (), *mut RawContext) -> FfiPoll<()>,
+        /// Called by `FfiFuture`'s own drop.
+        _drop_fn: unsafe extern "C" fn(*mut ()),
+    }
+
+    const _: () = {
+        assert!(size_of::<RawFuture>() == size_of::<FfiFuture<()>>());
+        assert!(align_of::<RawFuture>() == align_of::<FfiFuture<()>>());
+        assert!(size_of::<RawContext>() == size_of::<FfiContext<'static>>());
+    };
+
+    /// A host waker as an FFI waker, shared by reference count (the
+    /// pointer handed out is `Arc::into_raw`, whose first field is the
+    /// `WakerBase`).
+    #[repr(C)]
+    pub(super) struct TaskWaker {
+        /// The `WakerBase` part.
+        vtable: &'static WakerVTable,
+        waker: Waker,
+    }
+
+    static VTABLE: WakerVTable = WakerVTable { clone, wake, wake_by_ref, drop };
+
+    // The four functions receive pointers this module made: `Arc::as_ptr`
+    // of a live `Arc<TaskWaker>` (borrowed for a poll) or the result of
+    // `clone` (one count owned by the caller). A waker's wake never
+    // unwinds in tokio; an unwind would abort here (`extern "C"`), as in
+    // async-ffi.
+    unsafe extern "C" fn clone(base: *const WakerBase) -> *const WakerBase {
+        // SAFETY: `base` points into a live `Arc<TaskWaker>` (see above).
+        unsafe { Arc::increment_strong_count(base.cast::<TaskWaker>()) };
+        base
+    }
+
+    unsafe extern "C" fn wake(base: *const WakerBase) {
+        // SAFETY: the caller owns one count (a `clone` result), given up here.
+        let owned = unsafe { Arc::from_raw(base.cast::<TaskWaker>()) };
+        owned.waker.wake_by_ref();
+    }
+
+    unsafe extern "C" fn wake_by_ref(base: *const WakerBase) {
+        // SAFETY: `base` points into a live `Arc<TaskWaker>`.
+        unsafe { (*base.cast::<TaskWaker>()).waker.wake_by_ref() }
+    }
+
+    unsafe extern "C" fn drop(base: *const WakerBase) {
+        // SAFETY: the caller owns one count (a `clone` result), given up here.
+        unsafe { Arc::decrement_strong_count(base.cast::<TaskWaker>()) }
+    }
+
+    /// The host waker behind `context`, when it is one of ours (a plugin
+    /// passing back the waker of a [`HostTask`] it is polled by).
+    pub(super) fn host_waker<'a>(context: &'a mut FfiContext<'_>) -> Option<&'a Waker> {
+        // SAFETY: `RawContext` is `FfiContext`'s layout (checked above);
+        // its pointer is a live FFI waker for the borrow of `context`, and
+        // every FFI waker starts with its vtable pointer. Only a waker
+        // whose vtable is ours is read further, as the `TaskWaker` it is.
+        unsafe {
+            let base = (*std::ptr::from_mut(context).cast::<RawContext>()).waker;
+            std::ptr::eq((*base).vtable, &VTABLE).then(|| &(*base.cast::<TaskWaker>()).waker)
+        }
+    }
+
+    /// An `FfiFuture` spawned by a plugin, polled with a [`TaskWaker`].
+    pub(super) struct HostTask {
+        future: FfiFuture<()>,
+        waker: Option<Arc<TaskWaker>>,
+    }
+
+    impl HostTask {
+        pub(super) fn new(future: FfiFuture<()>) -> Self {
+            HostTask { future, waker: None }
+        }
+    }
+
+    impl Future for HostTask {
+        type Output = ();
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            let this = &mut *self;
+            let task_waker = match &this.waker {
+                Some(current) if current.waker.will_wake(cx.waker()) => current,
+                _ => this.waker.insert(Arc::new(TaskWaker { vtable: &VTABLE, waker: cx.waker().clone() })),
+            };
+            let mut context = RawContext { waker: Arc::as_ptr(task_waker).cast() };
+            // SAFETY: `RawFuture` is the layout of every `FfiFuture`
+            // (checked above), whose `poll_fn` takes its own `fut_ptr` and
+            // an FFI context valid for the call; `context` points to the
+            // `TaskWaker` kept alive by `this.waker` during the call, and
+            // the plugin clones it (a count) to keep it longer.
+            let polled = unsafe {
+                let raw = &*std::ptr::from_ref(&this.future).cast::<RawFuture>();
+                (raw.poll_fn)(raw.fut_ptr, &mut context)
+            };
+            match polled {
+                FfiPoll::Pending => Poll::Pending,
+                // A panic in the task ends it (its guard reported it); the
+                // future is dropped with the task.
+                FfiPoll::Ready(()) | FfiPoll::Panicked => Poll::Ready(()),
+            }
         }
     }
 }
@@ -100,7 +258,7 @@ mod unix {
     use bento_plugin_api::abi::{FfiContext, FfiHostSocket, FfiIoResult, FfiPoll, IO_OTHER_ERROR, IO_WOULD_BLOCK};
     use std::io::{Read as _, Write as _};
     use std::net::{Shutdown, TcpStream};
-    use std::task::Poll;
+    use std::task::{Context, Poll};
     use tokio::io::unix::AsyncFd;
     use tokio::io::Interest;
 
@@ -119,6 +277,17 @@ mod unix {
         }
     }
 
+    /// Run `poll` with the host waker behind `cx`: the task's own waker
+    /// when the plugin passed back the one of a [`task_waker::HostTask`]
+    /// (the reactor then stores the task's waker, and keeps it while it
+    /// stays the same), async-ffi's bridge otherwise.
+    fn with_host_context<R>(cx: &mut FfiContext<'_>, poll: impl FnOnce(&mut Context<'_>) -> R) -> R {
+        match task_waker::host_waker(cx) {
+            Some(waker) => poll(&mut Context::from_waker(waker)),
+            None => cx.with_context(poll),
+        }
+    }
+
     fn ffi_poll(poll: std::thread::Result<Poll<std::io::Result<usize>>>) -> FfiPoll<FfiIoResult> {
         match poll {
             Ok(Poll::Ready(result)) => FfiPoll::Ready(io_result(result)),
@@ -130,7 +299,7 @@ mod unix {
     impl FfiHostSocket for HostSocket {
         fn poll_read_ready(&self, cx: &mut FfiContext<'_>) -> FfiPoll<FfiIoResult> {
             ffi_poll(catch_unwind(AssertUnwindSafe(|| {
-                cx.with_context(|cx| match self.fd.poll_read_ready(cx) {
+                with_host_context(cx, |cx| match self.fd.poll_read_ready(cx) {
                     // Keep the readiness: `try_read` clears it when the
                     // read would block.
                     Poll::Ready(Ok(mut ready)) => {
@@ -162,7 +331,7 @@ mod unix {
         fn poll_write(&self, cx: &mut FfiContext<'_>, buf: RSlice<'_, u8>) -> FfiPoll<FfiIoResult> {
             let buf = buf.as_slice();
             ffi_poll(catch_unwind(AssertUnwindSafe(|| {
-                cx.with_context(|cx| loop {
+                with_host_context(cx, |cx| loop {
                     let mut ready = match self.fd.poll_write_ready(cx) {
                         Poll::Ready(Ok(ready)) => ready,
                         Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
@@ -181,5 +350,52 @@ mod unix {
         fn shutdown_write(&self) -> FfiIoResult {
             io_result(self.fd.get_ref().shutdown(Shutdown::Write).map(|()| 0))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Poll;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_plugin_task_sees_one_waker_across_polls_and_is_woken_through_clones() {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let mut done = Some(done);
+        let mut seen: Vec<usize> = Vec::new();
+        let task = std::future::poll_fn(move |cx| {
+            seen.push(cx.waker().data() as usize);
+            match seen.len() {
+                // Woken by a clone from another thread, then by value.
+                1 | 2 => {
+                    let waker = cx.waker().clone();
+                    let by_value = seen.len() == 2;
+                    std::thread::spawn(move || {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        if by_value {
+                            waker.wake();
+                        } else {
+                            waker.wake_by_ref();
+                        }
+                    });
+                    Poll::Pending
+                }
+                _ => {
+                    if let Some(done) = done.take() {
+                        let _ = done.send(seen.clone());
+                    }
+                    Poll::Ready(())
+                }
+            }
+        });
+        assert!(host_runtime().spawn(FfiFuture::new(task)));
+        let seen = tokio::time::timeout(std::time::Duration::from_secs(5), finished)
+            .await
+            .expect("the task is woken and finishes")
+            .expect("the task reports");
+        assert_eq!(seen.len(), 3);
+        // The FFI waker the task sees is the same object at every poll
+        // (async-ffi's own bridge would be a fresh stack object each time).
+        assert!(seen.windows(2).all(|pair| pair[0] == pair[1]), "{seen:?}");
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::abi::{
     FfiBus, FfiBusBox, FfiBusHandlerBox, FfiBus_TO, FfiDriver, FfiDriverBox, FfiDriverConfig, FfiDriver_TO, FfiFut,
-    FfiReconnectHandlerBox, FfiSetItem,
+    FfiReconnectHandlerBox, FfiResult, FfiSetItem,
 };
 use crate::bus::CacheBus;
 use crate::capabilities::Capabilities;
@@ -21,38 +21,36 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The future of one call across the boundary: `future` guarded (panics
+/// caught; polled in the plugin runtime's context when `needs_runtime`),
+/// its result in the stable form. A hand-written future rather than an
+/// async block: the box `into_ffi` allocates is then the size of `future`
+/// plus a few words, and nothing moves it again on the first poll.
+///
 /// `threads`: the driver's preferred plugin-runtime worker count, used
 /// when this call is the one that starts the runtime.
 fn run<T: 'static, F>(needs_runtime: bool, threads: Option<usize>, future: F) -> FfiFut<T>
 where
     F: Future<Output = DriverResult<T>> + Send + 'static,
 {
-    if !needs_runtime {
+    let runtime = if needs_runtime {
+        match PluginRuntime::handle_with_threads(threads) {
+            Ok(handle) => Some(handle),
+            Err(error) => return async move { RResult::RErr(error.into()) }.into_ffi(),
+        }
+    } else {
         // The lean path for drivers that never touch tokio: no runtime
-        // context, no extra allocation; panics still become errors.
-        let mut caught = Box::pin(AssertUnwindSafe(future).catch_unwind());
-        let quiet = std::future::poll_fn(move |cx| as_plugin_call(|| caught.as_mut().poll(cx)));
-        return async move {
-            match quiet.await {
-                Ok(Ok(value)) => RResult::ROk(value),
-                Ok(Err(error)) => RResult::RErr(error.into()),
-                Err(payload) => RResult::RErr(DriverError::from_panic(payload).into()),
-            }
-        }
-        .into_ffi();
-    }
-    let runtime = match PluginRuntime::handle_with_threads(threads) {
-        Ok(handle) => handle,
-        Err(error) => return async move { RResult::RErr(error.into()) }.into_ffi(),
+        // context; panics still become errors.
+        None
     };
-    let guarded = Guarded::new(runtime, future);
-    async move {
-        match guarded.await {
-            Ok(value) => RResult::ROk(value),
-            Err(error) => RResult::RErr(error.into()),
-        }
+    Guarded::new(runtime, future).map(to_ffi_result).into_ffi()
+}
+
+fn to_ffi_result<T>(result: DriverResult<T>) -> FfiResult<T> {
+    match result {
+        Ok(value) => RResult::ROk(value),
+        Err(error) => RResult::RErr(error.into()),
     }
-    .into_ffi()
 }
 
 /// Parse plugin options: the empty string and `null` mean "all defaults";
@@ -262,7 +260,26 @@ impl<B: CacheBus> FfiBus for BusAdapter<B> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_options;
+    use super::{parse_options, to_ffi_result, Guarded};
+    use futures::FutureExt as _;
+
+    #[test]
+    fn the_boxed_call_holds_the_driver_future_once() {
+        // What `run` boxes into the `FfiFuture`: the driver's future plus a
+        // few words, not an async block holding it twice.
+        let driver_future = async {
+            let state = std::hint::black_box([0u8; 4096]);
+            std::future::ready(()).await;
+            Ok::<usize, crate::DriverError>(state.len())
+        };
+        let driver_size = std::mem::size_of_val(&driver_future);
+        let call = Guarded::new(None, driver_future).map(to_ffi_result);
+        assert!(
+            std::mem::size_of_val(&call) <= driver_size + 64,
+            "{} bytes boxed for a {driver_size}-byte driver future",
+            std::mem::size_of_val(&call)
+        );
+    }
 
     #[derive(serde::Deserialize, Debug)]
     #[serde(deny_unknown_fields)]

@@ -21,12 +21,13 @@ use crate::error::DriverError;
 use crate::guard::Guarded;
 use crate::runtime::PluginRuntime;
 use abi_stable::std_types::RResult;
-use async_ffi::{ContextExt as _, FfiPoll, FutureExt as _};
+use async_ffi::{ContextExt as _, FfiContext, FfiPoll, FutureExt as _};
+use futures::FutureExt as _;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::OnceLock;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, RawWakerVTable, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The runtime the host lent (the first one it attached).
@@ -36,6 +37,12 @@ static HOST_RUNTIME: OnceLock<FfiHostRuntimeBox> = OnceLock::new();
 /// Later calls are ignored.
 pub(crate) fn attach(runtime: FfiHostRuntimeBox) {
     let _ = HOST_RUNTIME.set(runtime);
+}
+
+/// True when a host attached its runtime: this library was loaded as a
+/// plugin by a host (with its own copy of tokio), not linked into one.
+pub(crate) fn in_loaded_plugin() -> bool {
+    HOST_RUNTIME.get().is_some()
 }
 
 /// The host runtime, when one was lent and one is current on this thread.
@@ -68,14 +75,9 @@ where
         Ok(handle) => handle,
         Err(_) => return Err(future),
     };
-    let guarded = Guarded::new(plugin_runtime, async move {
-        future.await;
-        Ok::<(), DriverError>(())
-    });
-    let task = async move {
-        // A panic has been reported by the panic hook already.
-        let _ = guarded.await;
-    };
+    // A panic has been reported by the panic hook already: the task just
+    // ends. No async block: the task's box holds `future` once.
+    let task = Guarded::new(Some(plugin_runtime), future.map(Ok::<(), DriverError>)).map(drop);
     // `available()` just said a runtime is current; should it vanish in
     // between, the task is dropped, which the caller observes as a
     // connection whose task ended.
@@ -149,6 +151,46 @@ fn not_available() -> io::Error {
     io::Error::new(io::ErrorKind::Unsupported, "no host runtime is available on this thread")
 }
 
+/// async-ffi's `FfiContext` (ABI version 2): a pointer to an FFI waker.
+#[repr(C)]
+struct RawFfiContext {
+    waker: *const (),
+}
+
+const _: () = assert!(size_of::<RawFfiContext>() == size_of::<FfiContext<'static>>());
+
+/// The vtable of async-ffi's wakers in this library that stand for an FFI
+/// waker (how a plugin future sees the waker of the host polling it): its
+/// data pointer is that FFI waker.
+fn bridge_vtable() -> &'static RawWakerVTable {
+    static VTABLE: OnceLock<&'static RawWakerVTable> = OnceLock::new();
+    VTABLE.get_or_init(|| {
+        let mut cx = Context::from_waker(Waker::noop());
+        cx.with_ffi_context(|ffi| ffi.with_context(|cx| cx.waker().vtable()))
+    })
+}
+
+/// Call the host with the FFI form of `cx`'s waker. When that waker is the
+/// host's own, seen through async-ffi's bridge (a driver call or a task the
+/// host polls), the host gets its FFI waker back as it gave it, rather
+/// than wrapped once more: a readiness registration then stores the
+/// host's waker, not a plugin waker around it (and a host that lent the
+/// waker of a task can use the task's waker itself).
+fn with_host_context<R>(cx: &mut Context<'_>, call: impl FnOnce(&mut FfiContext<'_>) -> R) -> R {
+    let waker = cx.waker();
+    if std::ptr::eq(waker.vtable(), bridge_vtable()) {
+        let mut raw = RawFfiContext { waker: waker.data() };
+        // SAFETY: `RawFfiContext` is `FfiContext`'s layout (checked
+        // above), and a waker with async-ffi's bridge vtable has an FFI
+        // waker as its data pointer, valid while `waker` is borrowed,
+        // which outlives this call.
+        let ffi = unsafe { &mut *std::ptr::from_mut(&mut raw).cast::<FfiContext<'_>>() };
+        call(ffi)
+    } else {
+        cx.with_ffi_context(call)
+    }
+}
+
 fn io_result(poll: FfiPoll<RResult<usize, i32>>) -> Poll<io::Result<usize>> {
     match poll {
         FfiPoll::Ready(RResult::ROk(count)) => Poll::Ready(Ok(count)),
@@ -166,7 +208,7 @@ impl AsyncRead for HostStream {
             // Readiness first: a codec polls its stream after every frame,
             // and most of those polls find nothing to read; the buffer is
             // prepared only when there is.
-            match io_result(cx.with_ffi_context(|cx| self.socket.poll_read_ready(cx))) {
+            match io_result(with_host_context(cx, |cx| self.socket.poll_read_ready(cx))) {
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
                 Poll::Pending => return Poll::Pending,
@@ -190,7 +232,7 @@ impl AsyncRead for HostStream {
 
 impl AsyncWrite for HostStream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        io_result(cx.with_ffi_context(|cx| self.socket.poll_write(cx, buf.into())))
+        io_result(with_host_context(cx, |cx| self.socket.poll_write(cx, buf.into())))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {

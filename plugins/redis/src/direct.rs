@@ -144,6 +144,15 @@ impl DirectConnection {
         if let Some(current) = self.current() {
             return Ok(current);
         }
+        // Boxed: the dial's state (connect, handshake, backoff) would
+        // otherwise be part of every request's future, which the plugin
+        // boundary allocates and moves on every call.
+        Box::pin(self.redial()).await
+    }
+
+    /// No working connection: dial one, or share the outcome of the dial
+    /// another request is making.
+    async fn redial(&self) -> RedisResult<(MultiplexedConnection, u64)> {
         let seen = self.finished_dials.load(Ordering::Acquire);
         let _dialing = self.dialing.lock().await;
         if let Some(current) = self.current() {
