@@ -150,21 +150,27 @@ impl Cache {
     }
 
     /// Run `body` in the span of `operation` on `key`, recording whether
-    /// it succeeded.
-    pub(crate) async fn traced<R>(
+    /// it succeeded. A plain function returning a combinator, not an
+    /// `async fn`: an async fn would hold `body` twice in its state (the
+    /// argument, then the awaited value), and verbs' futures are boxed per
+    /// call.
+    pub(crate) fn traced<R, F: std::future::Future<Output = Result<R, Error>>>(
         &self,
         operation: &'static str,
         key: Option<&str>,
-        body: impl std::future::Future<Output = Result<R, Error>>,
-    ) -> Result<R, Error> {
+        body: F,
+    ) -> impl std::future::Future<Output = Result<R, Error>> {
+        use futures::future::{Either, FutureExt};
         let span = self.op_span(operation, key);
         // Nobody listens (the common case): no span to enter on every poll.
         if span.is_disabled() {
-            return body.await;
+            return Either::Left(body);
         }
-        let result = tracing::Instrument::instrument(body, span.clone()).await;
-        span.record("result", if result.is_ok() { "ok" } else { "error" });
-        result
+        let recorder = span.clone();
+        Either::Right(tracing::Instrument::instrument(body, span).map(move |result| {
+            recorder.record("result", if result.is_ok() { "ok" } else { "error" });
+            result
+        }))
     }
 
     pub(crate) fn record_hit(&self, key: &str, layer: Layer, graced: bool) {

@@ -30,22 +30,13 @@ impl Cache {
     }
 
     /// `get` past the L1 probe; `options`: `None` when the call set none.
-    pub(crate) async fn get_slow<T: CacheValue>(
-        &self,
-        key: &str,
+    pub(crate) fn get_slow<'a, T: CacheValue>(
+        &'a self,
+        key: &'a str,
         options: Option<Box<CacheOptions>>,
         known: KnownL1,
-    ) -> Result<Option<T>, Error> {
-        let span = self.op_span("get", Some(key));
-        // Not through `traced`: a future passed to an async fn is stored
-        // twice in its state (the argument, then the awaited value), and
-        // this one is boxed per call on the L2 read path.
-        if span.is_disabled() {
-            return self.get_read(key, options, known).await;
-        }
-        let result = tracing::Instrument::instrument(self.get_read(key, options, known), span.clone()).await;
-        span.record("result", if result.is_ok() { "ok" } else { "error" });
-        result
+    ) -> impl std::future::Future<Output = Result<Option<T>, Error>> + 'a {
+        self.traced("get", Some(key), self.get_read(key, options, known))
     }
 
     async fn get_read<T: CacheValue>(
