@@ -37,13 +37,24 @@ impl<V> Entry<V> {
 
 /// Milliseconds since the Unix epoch.
 ///
-/// On the L1 hit path this is the only clock read, and `SystemTime::now()`
-/// costs 40–60 ns on virtual machines; so the wall clock is read at most
+/// Read on every write and near-expiry hit, and `SystemTime::now()` can
+/// cost 20–60 ns on virtual machines; so the wall clock is read at most
 /// every 100 ms and extrapolated in between with the TSC (`quanta`,
 /// ~10 ns). Never behind the wall clock by more than the extrapolation
 /// error over 100 ms, i.e. well under a millisecond.
 pub(crate) fn now_ms() -> u64 {
     clock::now_ms()
+}
+
+/// True while [`now_ms`] is before `at_ms`: the freshness test of an L1
+/// hit. It first reads the kernel's coarse wall clock (a vDSO read of the
+/// last tick's time, about half the cost of the TSC read and scaling
+/// [`now_ms`] needs), which lags the wall clock by about one tick; an
+/// expiry further away than [`clock::COARSE_MARGIN_MS`] is decided by it
+/// alone, a nearer one by [`now_ms`], so the answer is the same.
+#[inline]
+pub(crate) fn is_before(at_ms: u64) -> bool {
+    clock::coarse_ms().is_some_and(|coarse| coarse.saturating_add(clock::COARSE_MARGIN_MS) < at_ms) || now_ms() < at_ms
 }
 
 mod clock {
@@ -62,6 +73,7 @@ mod clock {
         /// correction, both valid.
         correction: AtomicI64,
         last_sync: AtomicU64,
+        coarse_usable: bool,
     }
 
     fn wall_nanos() -> u64 {
@@ -79,8 +91,44 @@ mod clock {
                 origin_wall: wall_nanos(),
                 correction: AtomicI64::new(0),
                 last_sync: AtomicU64::new(0),
+                coarse_usable: coarse_is_usable(),
             }
         })
+    }
+
+    /// How far the coarse clock may lag the wall clock before the coarse
+    /// test could be wrong: one tick is the usual lag (1–10 ms); a guest
+    /// whose timekeeping CPU is descheduled can lag a few ticks more.
+    pub(crate) const COARSE_MARGIN_MS: u64 = 50;
+
+    /// The coarse wall clock in ms; `None` where there is none, or where
+    /// its ticks are too coarse (> 10 ms) for [`COARSE_MARGIN_MS`].
+    #[cfg(target_os = "linux")]
+    #[inline]
+    pub(crate) fn coarse_ms() -> Option<u64> {
+        use rustix::time::{clock_gettime, ClockId};
+        anchor().coarse_usable.then(|| {
+            let now = clock_gettime(ClockId::RealtimeCoarse);
+            (now.tv_sec as u64).saturating_mul(1000) + now.tv_nsec as u64 / 1_000_000
+        })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    #[inline]
+    pub(crate) fn coarse_ms() -> Option<u64> {
+        None
+    }
+
+    #[cfg(target_os = "linux")]
+    fn coarse_is_usable() -> bool {
+        use rustix::time::{clock_getres, ClockId};
+        let resolution = clock_getres(ClockId::RealtimeCoarse);
+        resolution.tv_sec == 0 && resolution.tv_nsec <= 10_000_000
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn coarse_is_usable() -> bool {
+        false
     }
 
     pub(crate) fn now_ms() -> u64 {
@@ -117,6 +165,33 @@ mod tests {
             let after = wall();
             assert!(before.saturating_sub(2) <= ours && ours <= after + 2, "{before} <= {ours} <= {after}");
             std::thread::sleep(Duration::from_millis(120));
+        }
+    }
+
+    #[test]
+    fn is_before_agrees_with_now_ms_near_and_far_from_the_deadline() {
+        let now = now_ms();
+        assert!(is_before(now + 3_600_000), "an hour away (decided by the coarse clock)");
+        assert!(is_before(now + 1_000), "a second away");
+        assert!(!is_before(now), "the deadline itself has passed");
+        assert!(!is_before(now.saturating_sub(1)));
+        assert!(!is_before(0));
+        // Within the coarse clock's margin the precise clock decides: a
+        // deadline 20 ms away passes after sleeping past it.
+        let deadline = now_ms() + 20;
+        assert!(is_before(deadline));
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(!is_before(deadline));
+    }
+
+    #[test]
+    fn the_coarse_clock_lags_the_wall_clock_by_less_than_the_margin() {
+        for _ in 0..50 {
+            let Some(coarse) = clock::coarse_ms() else { return };
+            let now = now_ms();
+            assert!(coarse <= now + 5, "coarse {coarse} ahead of {now}");
+            assert!(now < coarse + clock::COARSE_MARGIN_MS, "coarse {coarse} lags {now} by the margin");
+            std::thread::sleep(Duration::from_millis(3));
         }
     }
 

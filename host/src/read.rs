@@ -13,7 +13,7 @@
 //! invalidation times (`tags.rs`); the timestamps are read here too.
 
 use crate::cache::{Cache, CacheValue};
-use crate::entry::{ms_after, now_ms, Entry};
+use crate::entry::{is_before, ms_after, now_ms, Entry};
 use crate::error::{BoxError, Error};
 use crate::events::Layer;
 use crate::l1::{L1Entry, NEVER};
@@ -184,7 +184,7 @@ impl Cache {
         let Some(entry) = l1.get_for_freshness_check(key) else { return Probe::Miss(Some(None)) };
         // A stale entry may be physically expired too (this lookup did not
         // check): the pipeline reads it again with the check.
-        if entry.logical_expiration != NEVER && now_ms() >= entry.logical_expiration {
+        if entry.logical_expiration != NEVER && !is_before(entry.logical_expiration) {
             return Probe::Miss(None);
         }
         if entry.tags.is_some() && self.tag_state_l1(entry.tags(), entry.created_at) != Some(TagState::Valid) {
