@@ -17,6 +17,7 @@ use crate::store_core::FactoryErrorHook;
 use crate::store_core::StoreCore;
 use crate::telemetry::{L2Metrics, StoreMetrics};
 use futures::FutureExt;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 /// How to build a store; pass it to [`crate::BentoBuilder::store`].
@@ -192,6 +193,7 @@ impl StoreBuilder {
             longest_tagged_lifetime: Default::default(),
             decode_warned: Default::default(),
             lock_owner: format!("bento-{name}-{:016x}", rand::random::<u64>()),
+            l1_measured_at: AtomicU64::new(0),
             settings,
         });
         let root = Cache::root(core.clone(), l1, l2);

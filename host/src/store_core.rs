@@ -47,6 +47,9 @@ pub(crate) struct StoreCore {
     pub decode_warned: std::sync::Mutex<std::collections::HashSet<String>>,
     /// This instance's owner name for fleet-wide locks (random).
     pub lock_owner: String,
+    /// When (ms) the L1 gauges were last measured: counting the entries
+    /// visits every shard of the L1, too slow for every write.
+    pub l1_measured_at: AtomicU64,
 }
 
 impl StoreCore {

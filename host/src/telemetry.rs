@@ -9,7 +9,7 @@
 //! `bento_l2_call_seconds{store,operation,outcome}` (histogram),
 //! `bento_l2_breaker_open{store}` (gauge, 0/1),
 //! `bento_l1_entries{store}` and `bento_l1_weight{store}` (gauges, updated
-//! after writes), `bento_auto_recovery_queue_length{store}` (gauge) and
+//! by writes, at most every 100 ms), `bento_auto_recovery_queue_length{store}` (gauge) and
 //! `bento_auto_recovery_dropped_total{store}`,
 //! `bento_bus_retry_queue_length{store}` (gauge, after each publish).
 //!

@@ -26,8 +26,12 @@ use crate::recovery::{PendingOp, Target};
 use crate::serializer;
 use crate::store_core::StoreCore;
 use bento_plugin_api::DriverError;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How often (ms) at most writes measure the L1 for its gauges.
+const L1_GAUGE_PERIOD_MS: u64 = 100;
 
 /// How often the auto-recovery queue is retried while it holds operations
 /// (each retry goes through the circuit breaker and `l2_timeout`).
@@ -173,8 +177,17 @@ impl Cache {
         })
     }
 
-    /// Update the L1 gauges (entries, weight) after a change.
+    /// Update the L1 gauges (entries, weight) after a change, at most every
+    /// [`L1_GAUGE_PERIOD_MS`] (a change within the period is counted by the
+    /// next measure).
     fn measure_l1(&self) {
+        let measured_at = &self.inner.core.l1_measured_at;
+        let (now, last) = (now_ms(), measured_at.load(Ordering::Relaxed));
+        if now.saturating_sub(last) < L1_GAUGE_PERIOD_MS
+            || measured_at.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return;
+        }
         if let Some((entries, weight)) = self.inner.l1.as_ref().and_then(|l1| l1.usage()) {
             let metrics = &self.inner.core.metrics;
             metrics.l1_entries.set(entries as f64);

@@ -103,6 +103,9 @@ struct Shared<V> {
     /// `max_items` are both honoured by quick_cache's single weight limit.
     min_weight: u64,
     max_entry_size: Option<u64>,
+    /// The weight one shard holds: a larger entry cannot be stored. Kept
+    /// here because quick_cache computes it by locking every shard.
+    shard_capacity: u64,
 }
 
 /// A concurrent in-memory store with per-entry TTL, `prefix:key` layout and
@@ -135,8 +138,10 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
             CacheHasher::default(),
             quick_cache::sync::DefaultLifecycle::default(),
         );
+        let shard_capacity = cache.capacity() / cache.num_shards() as u64;
         let shared = Shared {
             cache,
+            shard_capacity,
             clock: Clock::new(),
             counts_items: options.max_items.is_some() && options.max_size.is_none(),
             min_weight,
@@ -211,8 +216,7 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
         };
         let slot = Slot::new(value, ttl, weight, &self.shared.clock);
         let weight = slot.weight();
-        let too_big = self.shared.max_entry_size.is_some_and(|max| weight > max)
-            || weight > self.shared.cache.capacity() / self.shared.cache.num_shards() as u64;
+        let too_big = self.shared.max_entry_size.is_some_and(|max| weight > max) || weight > self.shared.shard_capacity;
         if too_big {
             self.shared.cache.remove(&self.lookup(key));
             return false;
