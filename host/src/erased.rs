@@ -179,8 +179,15 @@ impl Clone for ErasedValue {
 
 impl Drop for ErasedValue {
     fn drop(&mut self) {
-        // SAFETY: the vtable is the held type's; dropped once.
-        unsafe { (self.vtable.drop)(self) }
+        // The L1 drops replaced and cleared values while holding a shard's
+        // write lock, which a panic would poison for every later reader:
+        // a value whose `Drop` panics is reported, not propagated.
+        // SAFETY: the vtable is the held type's; dropped once (a panicking
+        // drop is not retried).
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { (self.vtable.drop)(self) }));
+        if dropped.is_err() {
+            tracing::error!("a cached value panicked while being dropped; the panic was contained");
+        }
     }
 }
 

@@ -302,3 +302,34 @@ async fn a_serializer_failure_while_expiring_is_a_serialization_error_not_an_l2_
     bento.expire("k").await.unwrap();
     assert_eq!(driver.counters.gets(), gets + 1, "L2 was not skipped after a serializer failure");
 }
+
+/// Armed, a [`Grenade`] panics when dropped.
+static ARMED: AtomicBool = AtomicBool::new(false);
+
+/// A cached value whose `Drop` panics once armed.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Grenade(u32);
+
+impl Drop for Grenade {
+    fn drop(&mut self) {
+        if ARMED.load(Ordering::SeqCst) && !std::thread::panicking() {
+            panic!("a value panicking in Drop");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_value_that_panics_when_dropped_does_not_break_the_l1() {
+    let bento = Bento::builder().build().await.unwrap();
+    bento.set("grenade", Grenade(1)).await.unwrap();
+    bento.set("other", 1u32).await.unwrap();
+    // Clearing drops every value while holding the L1's write locks: a
+    // panic escaping there would poison them for every later read.
+    ARMED.store(true, Ordering::SeqCst);
+    bento.clear().await.unwrap();
+    ARMED.store(false, Ordering::SeqCst);
+    for key in ["grenade", "other", "k"] {
+        assert!(bento.set(key, 2u32).await.unwrap());
+        assert_eq!(bento.get::<u32>(key).await.unwrap(), Some(2), "{key}");
+    }
+}
