@@ -38,33 +38,50 @@ pub fn drive<F: IntoFuture>(future: F) -> F::Output {
     }
 }
 
+/// Interleaved side-by-side benchmarks: bento next to quick_cache, moka,
+/// amalgam-cache, BentoCache under Node and raw redis-rs (issue 12).
+#[derive(clap::Parser)]
+#[command(name = "compare")]
+struct Args {
+    /// Interleaved rounds per section (the RSS section runs at most 3).
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
+    /// Sections to run; all of them when none is given.
+    #[arg(value_enum)]
+    sections: Vec<Section>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    /// L1 hits (1 and 2 threads) vs quick_cache, moka, amalgam-cache, BentoCache.
+    L1,
+    /// The redis plugin, L2-only reads and writes vs raw redis-rs.
+    Redis,
+    /// Resident memory of 1 M entries.
+    Rss,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("rss-child") {
-        rss::child(args.get(1).map_or("", String::as_str));
+    let args: Vec<String> = std::env::args().collect();
+    // The RSS section measures each store in a child process of its own.
+    if args.get(1).map(String::as_str) == Some("rss-child") {
+        rss::child(args.get(2).map_or("", String::as_str));
         return;
     }
-    let mut rounds = 7;
-    let mut sections = Vec::new();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--rounds" => rounds = args.next().and_then(|n| n.parse().ok()).expect("--rounds N"),
-            "l1" | "redis" | "rss" => sections.push(arg),
-            other => panic!("unknown argument {other:?}; usage: compare [--rounds N] [l1] [redis] [rss]"),
-        }
-    }
-    assert!(rounds >= 1, "at least one round");
+    let Args { rounds, mut sections } = clap::Parser::parse_from(args);
+    let rounds = rounds as usize;
     if sections.is_empty() {
-        sections = vec!["l1".into(), "redis".into(), "rss".into()];
+        sections = vec![Section::L1, Section::Redis, Section::Rss];
     }
     println!("## compare: {rounds} interleaved rounds\n");
     println!("{}", machine());
-    for section in &sections {
-        let report = match section.as_str() {
-            "l1" => l1::run(rounds),
-            "redis" => remote::run(rounds).unwrap_or_else(|| "\n(redis sections skipped: Redis unreachable)\n".into()),
-            _ => rss::run(rounds.min(3)),
+    for section in sections {
+        let report = match section {
+            Section::L1 => l1::run(rounds),
+            Section::Redis => {
+                remote::run(rounds).unwrap_or_else(|| "\n(redis sections skipped: Redis unreachable)\n".into())
+            }
+            Section::Rss => rss::run(rounds.min(3)),
         };
         println!("{report}");
     }
