@@ -90,6 +90,11 @@ where
 /// read would cost more than it saves.
 const MAX_READ: usize = 16 * 1024;
 
+/// The first read's size. Reads start small, because every read zeroes
+/// its target first and most replies (a cache entry, an `OK`) are small,
+/// and double while they come back full, up to [`MAX_READ`].
+const FIRST_READ: usize = 1024;
+
 /// A connected stream socket driven by the host's reactor: tokio's
 /// `AsyncRead + AsyncWrite` whose readiness (and the reads and writes
 /// themselves) go through the host ([`crate::abi::FfiHostSocket`]). The
@@ -97,6 +102,8 @@ const MAX_READ: usize = 16 * 1024;
 /// created; dropping it deregisters it there and closes it.
 pub struct HostStream {
     socket: FfiHostSocketBox,
+    /// The size of the next read (see [`FIRST_READ`]).
+    read_size: usize,
 }
 
 // Never pinned structurally: every method of the socket object takes
@@ -141,7 +148,7 @@ impl HostStream {
         use std::os::fd::IntoRawFd as _;
         let Some(runtime) = current() else { return Err(not_available()) };
         match runtime.register_socket(i64::from(fd.into_raw_fd())) {
-            RResult::ROk(socket) => Ok(HostStream { socket }),
+            RResult::ROk(socket) => Ok(HostStream { socket, read_size: FIRST_READ }),
             RResult::RErr(error) => Err(io::Error::other(DriverError::from(error).message)),
         }
     }
@@ -213,11 +220,13 @@ impl AsyncRead for HostStream {
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
                 Poll::Pending => return Poll::Pending,
             }
-            let want = buf.remaining().min(MAX_READ);
+            let want = buf.remaining().min(self.read_size);
             let target = buf.initialize_unfilled_to(want);
             match io_result(FfiPoll::Ready(self.socket.try_read(target.into()))) {
                 Poll::Ready(Ok(count)) => {
                     buf.advance(count);
+                    let this = self.get_mut();
+                    this.read_size = next_read_size(this.read_size, want, count);
                     return Poll::Ready(Ok(()));
                 }
                 // Readiness was stale and is now cleared: poll it again,
@@ -227,6 +236,23 @@ impl AsyncRead for HostStream {
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+}
+
+/// The size of the read after one of `read_size` that asked for `want`
+/// bytes and got `count`: double after a full read (more is likely
+/// waiting), halve after one that used less than an eighth of it.
+fn next_read_size(read_size: usize, want: usize, count: usize) -> usize {
+    if count == want {
+        if want == read_size {
+            (read_size * 2).min(MAX_READ)
+        } else {
+            read_size
+        }
+    } else if count < want / 8 {
+        (read_size / 2).max(FIRST_READ)
+    } else {
+        read_size
     }
 }
 
@@ -245,5 +271,28 @@ impl AsyncWrite for HostStream {
             Poll::Ready(result) => Poll::Ready(result.map(drop)),
             Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_grow_while_full_and_shrink_when_mostly_empty() {
+        let mut size = FIRST_READ;
+        // A large reply: every read comes back full.
+        for _ in 0..10 {
+            size = next_read_size(size, size, size);
+        }
+        assert_eq!(size, MAX_READ);
+        // A buffer with less room than the read size: no growth signal.
+        assert_eq!(next_read_size(4096, 100, 100), 4096);
+        // Small replies bring it back down, never below the first size.
+        for _ in 0..10 {
+            size = next_read_size(size, size, 40);
+        }
+        assert_eq!(size, FIRST_READ);
+        assert_eq!(next_read_size(8192, 8192, 5000), 8192);
     }
 }
