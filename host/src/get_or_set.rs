@@ -6,12 +6,13 @@
 //!    it (zero = stale-while-revalidate: a busy lock means a refresh is
 //!    already running, so serve stale at once). A lock timeout without a
 //!    graced value looks the key up (L1, L2) for one before failing.
-//! 3. In a spawned task that owns the lock: re-check L1, read L2, else run
-//!    the factory once and write L1 → L2 → bus. A stale L2 entry found
-//!    there is handed to a caller that had no graced value before the
-//!    factory runs, so grace works the same for L2-only stores. The task
-//!    always finishes, so a soft or hard timeout, or a caller that gives
-//!    up, never loses the factory's value, and the lock is released on
+//! 3. A refresh that owns the lock: re-check L1, read L2, else run the
+//!    factory once and write L1 → L2 → bus. A stale L2 entry found there
+//!    is handed to a caller that had no graced value before the factory
+//!    runs, so grace works the same for L2-only stores. The caller's task
+//!    runs it while waiting; when the caller stops waiting (a soft or
+//!    hard timeout, or a caller that gives up) it is spawned to finish,
+//!    so the factory's value is never lost, and the lock is released on
 //!    every path (drop).
 //! 4. The caller waits for the task within the soft timeout (counted from
 //!    the start of the call), and falls back to the graced value on soft
@@ -219,7 +220,7 @@ impl Cache {
         // What L1 held is still what it holds, unless a write intervened.
         let task_known = (self.inner.core.order.writes() == writes).then_some(l1_entry);
         let span = tracing::Span::current();
-        tokio::spawn(
+        let mut refresh = DetachOnExit::new(
             async move {
                 let seen = Seen { graced: task_graced, l1: task_known };
                 let outcome = task.refresh(task_key, factory, task_settings, tags, seen, &mut waiter).await;
@@ -250,6 +251,7 @@ impl Cache {
                 // deadline is always before the hard one.
                 biased;
                 outcome = &mut receiver => break outcome,
+                () = &mut refresh, if refresh.is_running() => {}
                 stale = &mut stale_receiver, if stale_pending => {
                     stale_pending = false;
                     let deadline = settings.timeout.and_then(soft_deadline_after);
@@ -548,6 +550,51 @@ impl Cache {
 /// The span of a wait for a key's lock (inside the operation's span).
 fn lock_wait_span() -> tracing::Span {
     tracing::debug_span!("bento.lock_wait")
+}
+
+/// The refresh of a `get_or_set`, run by the caller's own task while the
+/// caller waits for it (no hand-over to another task and thread on every
+/// miss), and spawned to finish on its own when the caller stops waiting:
+/// a soft or hard timeout, or a caller that gives up, never loses the
+/// factory's value, and the lock is released on every path.
+struct DetachOnExit {
+    future: Option<BoxFuture<'static, ()>>,
+}
+
+impl DetachOnExit {
+    fn new(future: impl Future<Output = ()> + Send + 'static) -> DetachOnExit {
+        DetachOnExit { future: Some(Box::pin(future)) }
+    }
+
+    fn is_running(&self) -> bool {
+        self.future.is_some()
+    }
+}
+
+impl Future for DetachOnExit {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, context: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if let Some(future) = &mut self.future {
+            std::task::ready!(future.as_mut().poll(context));
+            self.future = None;
+        }
+        std::task::Poll::Ready(())
+    }
+}
+
+impl Drop for DetachOnExit {
+    fn drop(&mut self) {
+        let Some(future) = self.future.take() else { return };
+        // A refresh that panicked (outside the factory, whose panics are
+        // caught) is not polled again; without a runtime (shutting down)
+        // it is dropped, which releases the lock.
+        if !std::thread::panicking() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(future);
+            }
+        }
+    }
 }
 
 async fn sleep_until_or_never(deadline: Option<tokio::time::Instant>) {

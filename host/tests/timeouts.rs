@@ -166,3 +166,29 @@ async fn lock_timeout_serves_a_stale_value_found_only_in_l2() {
         assert_eq!(holder.await.unwrap().unwrap(), 2, "{backend:?}");
     }
 }
+
+#[tokio::test]
+async fn a_caller_that_gives_up_does_not_lose_the_factorys_value() {
+    for backend in backends("timeouts_gives_up") {
+        let s = setup(&backend, "gives_up", SetupOptions::default()).await;
+        // The caller stops waiting (its future is dropped) while the
+        // factory runs: the refresh finishes on its own and caches it.
+        let call = s.bento.get_or_set("k", slow(ms(300), 7u32));
+        assert!(tokio::time::timeout(ms(100), call).await.is_err(), "{backend:?}");
+        tokio::time::sleep(ms(500)).await;
+        assert_eq!(s.bento.get::<u32>("k").await.unwrap(), Some(7), "{backend:?}");
+        // The lock was released: the next caller neither waits nor computes.
+        let started = Instant::now();
+        let value = s.bento.get_or_set("k", slow(ms(2_000), 8u32)).await.unwrap();
+        assert_eq!(value, 7, "{backend:?}");
+        assert!(started.elapsed() < ms(1_000), "{backend:?}");
+
+        // The same when the caller's whole task is aborted.
+        let bento = s.bento.clone();
+        let task = tokio::spawn(async move { bento.get_or_set("k2", slow(ms(300), 9u32)).await });
+        tokio::time::sleep(ms(100)).await;
+        task.abort();
+        tokio::time::sleep(ms(500)).await;
+        assert_eq!(s.bento.get::<u32>("k2").await.unwrap(), Some(9), "{backend:?}");
+    }
+}
