@@ -23,6 +23,7 @@ use crate::ordering::Snapshot;
 use crate::serializer::Serializer;
 use crate::tags::{TagState, HARD_TAG_PREFIX, SOFT_TAG_PREFIX};
 use serde::de::IgnoredAny;
+use std::future::Future;
 use std::marker::PhantomData;
 
 /// What the tiers hold for one key.
@@ -208,13 +209,16 @@ impl Cache {
 
     /// [`Cache::read`] of one key (the same steps, without the batch's
     /// vectors: the L2 read path of `get` allocates nothing of its own).
-    pub(crate) async fn read_one<D: Decoder>(
-        &self,
-        key: &str,
+    ///
+    /// A plain function, not an `async fn`: one more state machine around
+    /// the pipeline's would hold its arguments a second time.
+    pub(crate) fn read_one<'a, D: Decoder + 'a>(
+        &'a self,
+        key: &'a str,
         known: KnownL1,
-        settings: &Settings,
-    ) -> Result<Lookup<D::Value>, Error> {
-        self.read_tier_one::<D>(key, known, settings, true).await
+        settings: &'a Settings,
+    ) -> impl Future<Output = Result<Lookup<D::Value>, Error>> + 'a {
+        self.read_tier_one::<D>(key, known, settings, true)
     }
 
     /// What the tiers hold for each of `keys`, in order. `known`: the L1
@@ -346,11 +350,12 @@ impl Cache {
         settings: &Settings,
         now: u64,
     ) -> Result<KeyState<D::Value>, Error> {
-        let mut state = KeyState::default();
-        let Some(entry) = entry else { return Ok(state) };
+        // The state is built at the end: held across the awaits, it would
+        // widen every read's future.
+        let Some(entry) = entry else { return Ok(KeyState::default()) };
         let Some(value) = D::from_l1(&entry, &*self.inner.core.serializer) else {
             self.decode_failed(key, Layer::L1, "the L1 value does not convert to this type".into(), settings)?;
-            return Ok(state);
+            return Ok(KeyState::default());
         };
         let tags = self.tag_state(entry.tags(), entry.created_at, settings).await?;
         if tags == TagState::Deleted {
@@ -358,7 +363,7 @@ impl Cache {
                 // Boxed: rare, and this future is part of every read's.
                 Box::pin(l1.delete(key)).await;
             }
-            return Ok(state);
+            return Ok(KeyState::default());
         }
         let mut found = Entry {
             value,
@@ -367,6 +372,7 @@ impl Cache {
             created_at: entry.created_at,
         };
         tags.apply_to(&mut found);
+        let mut state = KeyState::default();
         if found.is_expired(now) {
             state.stale = Some((found, Layer::L1));
         } else {
