@@ -6,7 +6,7 @@
 //! auto-recovery (failed writes and invalidations are queued and replayed,
 //! and reads of a key with a pending operation answer from the queue).
 
-use crate::driver::Driver;
+use crate::driver::{Driver, DriverBytes};
 use crate::entry::{ms_after, now_ms, Entry};
 use crate::recovery::{AutoRecovery, PendingOp, PendingRead, Target};
 use crate::serializer::{self, Serializer};
@@ -14,6 +14,7 @@ use crate::telemetry::L2Metrics;
 use async_trait::async_trait;
 use bento_plugin_api::{Capabilities, DriverError, ErrorKind, Prefix, SetItem};
 use futures::future::Either;
+use futures::TryFutureExt;
 use std::any::Any;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
@@ -451,7 +452,7 @@ pub(crate) struct L2 {
 
 /// What a read found in L2 (or in the auto-recovery queue for its key).
 pub(crate) struct L2Value {
-    pub bytes: Vec<u8>,
+    pub bytes: DriverBytes,
     /// A pending expire: the entry is logically expired from then.
     pub expired_at: Option<u64>,
 }
@@ -518,7 +519,7 @@ impl L2 {
         }
     }
 
-    fn adjust(&self, key: &str, found: Option<Vec<u8>>) -> Option<L2Value> {
+    fn adjust(&self, key: &str, found: Option<DriverBytes>) -> Option<L2Value> {
         // Nothing queued (the common case): no full key to build.
         if self.shared.recovery.len() == 0 {
             return found.map(|bytes| L2Value { bytes, expired_at: None });
@@ -526,9 +527,8 @@ impl L2 {
         match self.shared.recovery.read(&self.full_key(key)) {
             None => found.map(|bytes| L2Value { bytes, expired_at: None }),
             Some(PendingRead::Gone) => None,
-            Some(PendingRead::Value(bytes, physical_expiration)) => {
-                ttl_until(physical_expiration, now_ms()).map(|_| L2Value { bytes, expired_at: None })
-            }
+            Some(PendingRead::Value(bytes, physical_expiration)) => ttl_until(physical_expiration, now_ms())
+                .map(|_| L2Value { bytes: DriverBytes::Owned(bytes), expired_at: None }),
             Some(PendingRead::ExpiredAt(at)) => found.map(|bytes| L2Value { bytes, expired_at: Some(at) }),
         }
     }
@@ -536,8 +536,8 @@ impl L2 {
     /// The value of `key`.
     pub async fn get(&self, key: &str, timeout: Option<Duration>) -> Result<Option<L2Value>, DriverError> {
         let operation = match &self.direct {
-            Some(driver) => Either::Left(driver.get(key)),
-            None => Either::Right(self.driver.get(key)),
+            Some(driver) => Either::Left(driver.get_bytes(key)),
+            None => Either::Right(self.driver.get(key).map_ok(|found| found.map(DriverBytes::Owned))),
         };
         let found = self.shared.call("get", timeout, operation).await?;
         Ok(self.adjust(key, found))
@@ -557,7 +557,7 @@ impl L2 {
                 keys.len()
             )));
         }
-        Ok(keys.iter().zip(found).map(|(key, found)| self.adjust(key, found)).collect())
+        Ok(keys.iter().zip(found).map(|(key, found)| self.adjust(key, found.map(DriverBytes::Owned))).collect())
     }
 
     /// Get and delete `key` atomically (the driver's pull). A key with a
@@ -567,12 +567,12 @@ impl L2 {
         if let Some(pending) = self.shared.recovery.read(&full_key) {
             self.queue(Target::Key(full_key), key, PendingOp::Delete);
             return Ok(match pending {
-                PendingRead::Value(bytes, _) => Some(L2Value { bytes, expired_at: None }),
+                PendingRead::Value(bytes, _) => Some(L2Value { bytes: DriverBytes::Owned(bytes), expired_at: None }),
                 _ => None,
             });
         }
         match self.shared.call("pull", timeout, self.driver.pull(key)).await {
-            Ok(found) => Ok(found.map(|bytes| L2Value { bytes, expired_at: None })),
+            Ok(found) => Ok(found.map(|bytes| L2Value { bytes: DriverBytes::Owned(bytes), expired_at: None })),
             Err(error) => {
                 self.queue(Target::Key(full_key), key, PendingOp::Delete);
                 Err(error)

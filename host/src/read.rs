@@ -22,6 +22,7 @@ use crate::options::Settings;
 use crate::ordering::Snapshot;
 use crate::serializer::Serializer;
 use crate::tags::{TagState, HARD_TAG_PREFIX, SOFT_TAG_PREFIX};
+use futures::future::Either;
 use serde::de::IgnoredAny;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -448,22 +449,21 @@ impl Cache {
     }
 
     /// Tag state of an entry created at `created_at` with `tags`, reading
-    /// timestamps from L1, then L2.
-    pub(crate) async fn tag_state(
-        &self,
-        tags: &[String],
+    /// timestamps from L1, then L2. A plain function: the common read (no
+    /// tags, or tags known in L1) gets a ready answer, with no state
+    /// machine to step through.
+    pub(crate) fn tag_state<'a>(
+        &'a self,
+        tags: &'a [String],
         created_at: u64,
-        settings: &Settings,
-    ) -> Result<TagState, Error> {
-        if tags.is_empty() {
-            return Ok(TagState::Valid);
+        settings: &'a Settings,
+    ) -> impl Future<Output = Result<TagState, Error>> + Send + 'a {
+        let known = if tags.is_empty() { Some(TagState::Valid) } else { self.tag_state_l1(tags, created_at) };
+        match known {
+            Some(state) => Either::Left(std::future::ready(Ok(state))),
+            // Boxed: the common read then keeps a small future.
+            None => Either::Right(Box::pin(self.tag_state_l2(tags, created_at, settings))),
         }
-        if let Some(state) = self.tag_state_l1(tags, created_at) {
-            return Ok(state);
-        }
-        // Boxed: the common read (no tags, or tags known in L1) then keeps
-        // a small future.
-        Box::pin(self.tag_state_l2(tags, created_at, settings)).await
     }
 
     /// [`Cache::tag_state`] reading the timestamps L1 does not hold from L2.
