@@ -37,6 +37,14 @@ pub(crate) enum Lookup<V> {
     Missing,
 }
 
+/// What step 2 ([`Cache::l2_step`]) leaves to await.
+enum L2Rest<V> {
+    /// The entry's tag timestamps, to read from L2 before judging it.
+    Tags { entry: Entry<V>, snapshot: Option<Snapshot>, size: usize },
+    /// The entry's copy into L1.
+    Copy { copy: L1Entry, snapshot: Snapshot, size: usize },
+}
+
 /// One key on its way through the pipeline: what is fresh so far, and the
 /// newest stale candidate (served only within grace).
 struct KeyState<V> {
@@ -305,7 +313,10 @@ impl Cache {
                 }
             };
             for ((&index, found), snapshot) in wanted.iter().zip(found).zip(snapshots) {
-                self.l2_step::<D>(keys[index], found, snapshot, &mut states[index], settings, now).await?;
+                let state = &mut states[index];
+                if let Some(rest) = self.l2_step::<D>(keys[index], found, snapshot, state, settings, now)? {
+                    Box::pin(self.l2_step_rest::<D>(keys[index], rest, state, settings, now)).await?;
+                }
             }
         }
         Ok(states.into_iter().map(|state| state.settle(settings, now)).collect())
@@ -337,7 +348,11 @@ impl Cache {
                     None
                 }
             };
-            self.l2_step::<D>(key, found, snapshot, &mut state, settings, now).await?;
+            if let Some(rest) = self.l2_step::<D>(key, found, snapshot, &mut state, settings, now)? {
+                // Boxed: rare (tags not in L1, or a tiered store's copy into
+                // L1), and its future would otherwise widen every read's.
+                Box::pin(self.l2_step_rest::<D>(key, rest, &mut state, settings, now)).await?;
+            }
         }
         Ok(state.settle(settings, now))
     }
@@ -391,7 +406,12 @@ impl Cache {
     /// Step 2: what L2 answered for `key` (`found`), judged by its tags and
     /// freshness against what L1 had (`state`); a fresh entry, or one newer
     /// than the stale L1 copy, is copied into L1 unless a write intervened.
-    async fn l2_step<D: Decoder>(
+    ///
+    /// Synchronous as far as it can go: what is left to await (tag
+    /// timestamps not in L1, the copy into L1) is returned, for
+    /// [`Cache::l2_step_rest`]. Most reads have nothing left, and skip a
+    /// state machine on every read.
+    fn l2_step<D: Decoder>(
         &self,
         key: &str,
         found: Option<L2Value>,
@@ -399,32 +419,72 @@ impl Cache {
         state: &mut KeyState<D::Value>,
         settings: &Settings,
         now: u64,
-    ) -> Result<(), Error> {
-        let Some(found) = found else { return Ok(()) };
-        let mut entry = match D::from_l2(&*self.inner.core.serializer, &found) {
+    ) -> Result<Option<L2Rest<D::Value>>, Error> {
+        let Some(found) = found else { return Ok(None) };
+        let entry = match D::from_l2(&*self.inner.core.serializer, &found) {
             Ok(entry) => entry,
-            Err(error) => return self.decode_failed(key, Layer::L2, error, settings),
+            Err(error) => return self.decode_failed(key, Layer::L2, error, settings).map(|()| None),
         };
-        let tags = self.tag_state(&entry.tags, entry.created_at, settings).await?;
+        let size = found.bytes.len();
+        let Some(tags) = self.tag_state_now(&entry.tags, entry.created_at) else {
+            return Ok(Some(L2Rest::Tags { entry, snapshot, size }));
+        };
+        Ok(self.l2_judge::<D>(entry, tags, snapshot, state, now).map(|(copy, snapshot)| L2Rest::Copy {
+            copy,
+            snapshot,
+            size,
+        }))
+    }
+
+    /// What [`Cache::l2_step`] left to await.
+    async fn l2_step_rest<D: Decoder>(
+        &self,
+        key: &str,
+        rest: L2Rest<D::Value>,
+        state: &mut KeyState<D::Value>,
+        settings: &Settings,
+        now: u64,
+    ) -> Result<(), Error> {
+        let (copy, snapshot, size) = match rest {
+            L2Rest::Tags { entry, snapshot, size } => {
+                let tags = self.tag_state_l2(&entry.tags, entry.created_at, settings).await?;
+                match self.l2_judge::<D>(entry, tags, snapshot, state, now) {
+                    Some((copy, snapshot)) => (copy, snapshot, size),
+                    None => return Ok(()),
+                }
+            }
+            L2Rest::Copy { copy, snapshot, size } => (copy, snapshot, size),
+        };
+        self.write_back(key, copy, snapshot, settings.grace, size).await;
+        Ok(())
+    }
+
+    /// The L2 `entry` under its tag state `tags`, into `state`; the copy
+    /// of it L1 is to get, if any.
+    fn l2_judge<D: Decoder>(
+        &self,
+        mut entry: Entry<D::Value>,
+        tags: TagState,
+        snapshot: Option<Snapshot>,
+        state: &mut KeyState<D::Value>,
+        now: u64,
+    ) -> Option<(L1Entry, Snapshot)> {
         if tags == TagState::Deleted {
-            return Ok(());
+            return None;
         }
         tags.apply_to(&mut entry);
         let fresh = !entry.is_expired(now);
         let newer = state.stale.as_ref().is_none_or(|(old, _)| entry.created_at > old.created_at);
-        if let (true, Some(snapshot)) = (fresh || newer, snapshot) {
-            if let Some(copy) = D::to_l1(&entry) {
-                // Boxed: only tiered stores copy, and the copy's future would
-                // otherwise widen every read's.
-                Box::pin(self.write_back(key, copy, snapshot, settings.grace, found.bytes.len())).await;
-            }
-        }
+        let copy = match (fresh || newer, snapshot) {
+            (true, Some(snapshot)) => D::to_l1(&entry).map(|copy| (copy, snapshot)),
+            _ => None,
+        };
         if fresh {
             state.result = Lookup::Fresh(entry.value, Layer::L2);
         } else if newer {
             state.stale = Some((entry, Layer::L2));
         }
-        Ok(())
+        copy
     }
 
     /// Tag state from L1 alone; `None` when a timestamp must be read from
@@ -458,12 +518,20 @@ impl Cache {
         created_at: u64,
         settings: &'a Settings,
     ) -> impl Future<Output = Result<TagState, Error>> + Send + 'a {
-        let known = if tags.is_empty() { Some(TagState::Valid) } else { self.tag_state_l1(tags, created_at) };
-        match known {
+        match self.tag_state_now(tags, created_at) {
             Some(state) => Either::Left(std::future::ready(Ok(state))),
             // Boxed: the common read then keeps a small future.
             None => Either::Right(Box::pin(self.tag_state_l2(tags, created_at, settings))),
         }
+    }
+
+    /// [`Cache::tag_state`] when it needs no L2 read (no tags, or their
+    /// timestamps fresh in L1); `None` otherwise.
+    fn tag_state_now(&self, tags: &[String], created_at: u64) -> Option<TagState> {
+        if tags.is_empty() {
+            return Some(TagState::Valid);
+        }
+        self.tag_state_l1(tags, created_at)
     }
 
     /// [`Cache::tag_state`] reading the timestamps L1 does not hold from L2.
