@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::events::{CacheEvent, Layer};
 use crate::get_or_set::Factory;
 use crate::l2::decode_entry;
-use crate::ops::{Get, GetOrSet, Set};
+use crate::ops::{CacheFuture, Get, GetOrSet, Set};
 use crate::options::{CacheOptions, Settings};
 use crate::read::{KnownL1, Lookup, Presence, Typed};
 use crate::tags::{tag_key_lifetime, HARD_TAG_PREFIX, SOFT_TAG_PREFIX};
@@ -41,7 +41,7 @@ impl Cache {
         key: &'a str,
         options: Option<Box<CacheOptions>>,
         known: KnownL1,
-    ) -> impl Future<Output = Result<Option<T>, Error>> + 'a {
+    ) -> CacheFuture<'a, Option<T>> {
         let body = match options {
             None => Either::Left(self.get_read(key, known, &self.inner.core.settings)),
             // Boxed: options per call are the rare case, and their
@@ -54,7 +54,7 @@ impl Cache {
                 .boxed(),
             ),
         };
-        self.traced("get", Some(key), body)
+        CacheFuture::pending(self.traced("get", Some(key), body))
     }
 
     fn get_read<'a, T: CacheValue>(
