@@ -97,15 +97,6 @@ impl Cache {
         Ok(self.inner.core.settings.with(op))
     }
 
-    /// [`Cache::settings_with`] borrowing the store's settings when the
-    /// operation sets no option (no copy of them per call).
-    pub(crate) fn settings_for(&self, op: Option<&CacheOptions>) -> Result<OpSettings<'_>, Error> {
-        match op {
-            None => Ok(OpSettings::Store(&self.inner.core.settings)),
-            Some(op) => self.settings_with(op).map(|settings| OpSettings::Op(Box::new(settings))),
-        }
-    }
-
     /// The key as events report it: relative to the store prefix.
     pub(crate) fn event_key(&self, key: &str) -> String {
         if self.inner.namespace.is_empty() {
@@ -153,13 +144,14 @@ impl Cache {
     /// it succeeded. A plain function returning a combinator, not an
     /// `async fn`: an async fn would hold `body` twice in its state (the
     /// argument, then the awaited value), and verbs' futures are boxed per
-    /// call.
-    pub(crate) fn traced<R, F: std::future::Future<Output = Result<R, Error>>>(
+    /// call. The traced variant is boxed too, so that its two spans do not
+    /// widen the untraced one.
+    pub(crate) fn traced<'a, R: 'a, F: std::future::Future<Output = Result<R, Error>> + Send + 'a>(
         &self,
         operation: &'static str,
         key: Option<&str>,
         body: F,
-    ) -> impl std::future::Future<Output = Result<R, Error>> {
+    ) -> impl std::future::Future<Output = Result<R, Error>> + Send + 'a {
         use futures::future::{Either, FutureExt};
         let span = self.op_span(operation, key);
         // Nobody listens (the common case): no span to enter on every poll.
@@ -167,10 +159,14 @@ impl Cache {
             return Either::Left(body);
         }
         let recorder = span.clone();
-        Either::Right(tracing::Instrument::instrument(body, span).map(move |result| {
-            recorder.record("result", if result.is_ok() { "ok" } else { "error" });
-            result
-        }))
+        Either::Right(
+            tracing::Instrument::instrument(body, span)
+                .map(move |result| {
+                    recorder.record("result", if result.is_ok() { "ok" } else { "error" });
+                    result
+                })
+                .boxed(),
+        )
     }
 
     pub(crate) fn record_hit(&self, key: &str, layer: Layer, graced: bool) {
@@ -248,25 +244,6 @@ impl Cache {
             Ok(())
         } else {
             Err(Error::L2 { key: key.to_string(), source })
-        }
-    }
-}
-
-/// The settings of one operation: the store's, or the store's with the
-/// operation's options (boxed: this sits in futures that are boxed per
-/// call, and a small future is a cheap allocation).
-pub(crate) enum OpSettings<'a> {
-    Store(&'a Settings),
-    Op(Box<Settings>),
-}
-
-impl std::ops::Deref for OpSettings<'_> {
-    type Target = Settings;
-
-    fn deref(&self) -> &Settings {
-        match self {
-            OpSettings::Store(settings) => settings,
-            OpSettings::Op(settings) => settings,
         }
     }
 }

@@ -60,6 +60,27 @@ fn ffi_keys(keys: &[impl AsRef<str>]) -> RVec<RString> {
     keys.iter().map(|key| RString::from(key.as_ref())).collect()
 }
 
+/// A value as a driver answered it. A plugin's buffer is read where it
+/// is: turning it into a `Vec` copies it, as it belongs to the plugin's
+/// allocator.
+pub(crate) enum DriverBytes {
+    Owned(Vec<u8>),
+    #[cfg(feature = "plugins")]
+    Plugin(RVec<u8>),
+}
+
+impl std::ops::Deref for DriverBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            DriverBytes::Owned(bytes) => bytes,
+            #[cfg(feature = "plugins")]
+            DriverBytes::Plugin(bytes) => bytes,
+        }
+    }
+}
+
 /// A driver created by a plugin, or a statically linked one
 /// ([`Driver::native`]). Cheap to clone (clones share the object).
 #[derive(Clone)]
@@ -136,6 +157,18 @@ impl Driver {
                 Ok(value.into_option().map(RVec::into_vec))
             }
             Object::Native(driver) => driver.get(key).await,
+        }
+    }
+
+    /// [`Driver::get`] without copying a plugin's answer into a `Vec`
+    /// (the L2 read path only reads it).
+    pub(crate) async fn get_bytes(&self, key: &str) -> Result<Option<DriverBytes>, DriverError> {
+        match &self.object {
+            #[cfg(feature = "plugins")]
+            Object::Plugin(object) => {
+                Ok(object.get(key.into()).await.into_result()?.into_option().map(DriverBytes::Plugin))
+            }
+            Object::Native(driver) => Ok(driver.get(key).await?.map(DriverBytes::Owned)),
         }
     }
 

@@ -6,14 +6,16 @@
 //! auto-recovery (failed writes and invalidations are queued and replayed,
 //! and reads of a key with a pending operation answer from the queue).
 
-use crate::driver::Driver;
+use crate::driver::{Driver, DriverBytes};
 use crate::entry::{ms_after, now_ms, Entry};
 use crate::recovery::{AutoRecovery, PendingOp, PendingRead, Target};
 use crate::serializer::{self, Serializer};
 use crate::telemetry::L2Metrics;
 use async_trait::async_trait;
 use bento_plugin_api::{Capabilities, DriverError, ErrorKind, Prefix, SetItem};
-use futures::future::OptionFuture;
+use futures::future::Either;
+use futures::TryFutureExt;
+use std::any::Any;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -135,6 +137,12 @@ impl CircuitBreaker {
         now < self.open_until_ms.load(Ordering::Relaxed)
     }
 
+    /// [`CircuitBreaker::is_open`] at this moment; a breaker that never
+    /// opened (the common case) needs no clock read.
+    pub fn is_open_now(&self) -> bool {
+        self.open_until_ms.load(Ordering::Relaxed) != 0 && self.is_open(now_ms())
+    }
+
     pub fn record_failure(&self, now: u64) {
         if let Some(duration) = self.duration {
             self.open_until_ms.store(ms_after(now, duration), Ordering::Relaxed);
@@ -161,7 +169,7 @@ impl L2Shared {
         timeout: Option<Duration>,
         operation: impl Future<Output = Result<R, DriverError>>,
     ) -> Result<R, DriverError> {
-        if self.breaker.is_open(now_ms()) {
+        if self.breaker.is_open_now() {
             return Err(DriverError::new(ErrorKind::CONNECTION, "L2 circuit breaker is open"));
         }
         let span = tracing::debug_span!("bento.l2", store = %self.metrics.store(), operation = name, outcome = Empty);
@@ -255,7 +263,7 @@ async fn bounded<R>(
 ) -> Result<R, DriverError> {
     let Some(limit) = limit else { return operation.await };
     let mut operation = pin!(operation);
-    let mut timer = pin!(OptionFuture::<tokio::time::Sleep>::from(None));
+    let mut timer = None;
     let mut armed = false;
     poll_fn(|context| {
         if let Poll::Ready(result) = operation.as_mut().poll(context) {
@@ -263,12 +271,12 @@ async fn bounded<R>(
         }
         if !armed {
             armed = true;
-            if tokio::runtime::Handle::try_current().is_ok() {
-                timer.set(Some(tokio::time::sleep(limit)).into());
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                timer = Some(spare_timers::Armed::new(runtime.id(), limit));
             }
         }
-        match timer.as_mut().poll(context) {
-            Poll::Ready(Some(())) => Poll::Ready(Err(DriverError::timeout(format_args!(
+        match timer.as_mut().map(|timer| timer.poll(context)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(DriverError::timeout(format_args!(
                 "L2 call did not answer within {limit:?} (l2_timeout)"
             )))),
             // Pending, or no timer (no runtime): wait for the operation.
@@ -276,6 +284,105 @@ async fn bounded<R>(
         }
     })
     .await
+}
+
+/// The timers of finished L2 calls, kept by each thread for its next
+/// calls. A kept timer stays in tokio's timer wheel, and re-arming it for
+/// a later deadline (the next call's, with the same limit) is one atomic
+/// compare-and-swap, where a new timer costs its creation, a wheel
+/// insertion, and a removal when dropped; every network call arms one.
+/// A kept timer that expires unused wakes the task that last used it,
+/// once, for nothing (tasks allow spurious wake-ups), and until then holds
+/// that task's waker and its runtime's handle.
+mod spare_timers {
+    use std::cell::RefCell;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+    use tokio::runtime::Id;
+    use tokio::time::{Instant, Sleep};
+
+    /// Timers kept per thread: about the calls it has in flight at once.
+    const KEPT: usize = 256;
+
+    /// What tokio's `sleep` bounds a delay to (about 30 years), so that a
+    /// deadline never overflows.
+    const LONGEST: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+    /// The kept timers of one thread, all of one runtime (a thread may
+    /// enter several runtimes in turn; a timer belongs to one).
+    struct Spare {
+        runtime: Option<Id>,
+        timers: Vec<Pin<Box<Sleep>>>,
+    }
+
+    thread_local! {
+        static SPARE: RefCell<Spare> = const { RefCell::new(Spare { runtime: None, timers: Vec::new() }) };
+    }
+
+    /// A timer armed for one call, given back to its thread's spares when
+    /// the call ends (answered, failed or dropped). Boxed: a timer is a
+    /// tenth of a kilobyte, and the call's future is part of every read's,
+    /// which is boxed per call.
+    pub(super) struct Armed {
+        runtime: Id,
+        timer: Option<Pin<Box<Sleep>>>,
+    }
+
+    impl Armed {
+        /// A timer of the current runtime (`runtime`) that fires `limit`
+        /// from now.
+        pub fn new(runtime: Id, limit: Duration) -> Armed {
+            let deadline = Instant::now() + limit.min(LONGEST);
+            let (kept, stale) = SPARE
+                .try_with(|spare| {
+                    let mut spare = spare.borrow_mut();
+                    if spare.runtime == Some(runtime) {
+                        (spare.timers.pop(), Vec::new())
+                    } else {
+                        spare.runtime = Some(runtime);
+                        (None, std::mem::take(&mut spare.timers))
+                    }
+                })
+                .unwrap_or_default();
+            // Another runtime's timers, dropped out of the borrow.
+            drop(stale);
+            let timer = match kept {
+                Some(mut timer) => {
+                    timer.as_mut().reset(deadline);
+                    timer
+                }
+                None => Box::pin(tokio::time::sleep_until(deadline)),
+            };
+            Armed { runtime, timer: Some(timer) }
+        }
+
+        pub fn poll(&mut self, context: &mut Context<'_>) -> Poll<()> {
+            match &mut self.timer {
+                Some(timer) => timer.as_mut().poll(context),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    impl Drop for Armed {
+        fn drop(&mut self) {
+            let Some(timer) = self.timer.take() else { return };
+            let runtime = self.runtime;
+            // What is not kept (a full thread, another runtime's, a thread
+            // being torn down) is dropped out of the borrow.
+            let _dropped = SPARE.try_with(|spare| {
+                let mut spare = spare.borrow_mut();
+                if spare.runtime == Some(runtime) && spare.timers.len() < KEPT {
+                    spare.timers.push(timer);
+                    None
+                } else {
+                    Some(timer)
+                }
+            });
+        }
+    }
 }
 
 /// Why an L2 `expire` failed: the driver, or the serializer re-encoding the
@@ -312,10 +419,32 @@ pub(crate) enum Reached {
     Queued,
 }
 
+/// The driver a store was given as L2. A [`Driver`] (a plugin's, or a
+/// native one) is kept as such, so that the read path can call it without
+/// `dyn` dispatch: a call through `dyn L2Driver` boxes its future, once
+/// per call.
+pub(crate) enum L2Source {
+    Driver(Driver),
+    Other(Arc<dyn L2Driver>),
+}
+
+impl L2Source {
+    pub fn new<D: L2Driver>(driver: D) -> L2Source {
+        let mut driver = Some(driver);
+        match (&mut driver as &mut dyn Any).downcast_mut::<Option<Driver>>() {
+            Some(known) => L2Source::Driver(known.take().expect("the driver was just put in")),
+            None => L2Source::Other(Arc::new(driver.expect("the driver was not taken"))),
+        }
+    }
+}
+
 /// One namespace's L2 handle: the only way to reach the driver.
 #[derive(Clone)]
 pub(crate) struct L2 {
     driver: Arc<dyn L2Driver>,
+    /// `driver` itself when it is a [`Driver`] (see [`L2Source`]): `get`
+    /// calls this one.
+    direct: Option<Driver>,
     /// Full prefix of this handle (`bentocache:posts`).
     prefix: Prefix,
     pub shared: Arc<L2Shared>,
@@ -323,22 +452,30 @@ pub(crate) struct L2 {
 
 /// What a read found in L2 (or in the auto-recovery queue for its key).
 pub(crate) struct L2Value {
-    pub bytes: Vec<u8>,
+    pub bytes: DriverBytes,
     /// A pending expire: the entry is logically expired from then.
     pub expired_at: Option<u64>,
 }
 
 impl L2 {
-    pub fn new(driver: Arc<dyn L2Driver>, prefix: &str, shared: Arc<L2Shared>) -> L2 {
-        L2 { driver, prefix: Prefix::new(prefix), shared }
+    pub fn new(source: L2Source, prefix: &str, shared: Arc<L2Shared>) -> L2 {
+        L2::with_prefix(source, Prefix::new(prefix), shared)
+    }
+
+    fn with_prefix(source: L2Source, prefix: Prefix, shared: Arc<L2Shared>) -> L2 {
+        let (driver, direct) = match source {
+            L2Source::Driver(driver) => (Arc::new(driver.clone()) as Arc<dyn L2Driver>, Some(driver)),
+            L2Source::Other(driver) => (driver, None),
+        };
+        L2 { driver, direct, prefix, shared }
     }
 
     pub fn namespace(&self, namespace: &str) -> Result<L2, DriverError> {
-        Ok(L2 {
-            driver: self.driver.namespace(namespace)?,
-            prefix: self.prefix.namespace(namespace),
-            shared: self.shared.clone(),
-        })
+        let source = match &self.direct {
+            Some(driver) => L2Source::Driver(driver.namespace(namespace)?),
+            None => L2Source::Other(self.driver.namespace(namespace)?),
+        };
+        Ok(L2::with_prefix(source, self.prefix.namespace(namespace), self.shared.clone()))
     }
 
     fn full_key(&self, key: &str) -> String {
@@ -382,7 +519,7 @@ impl L2 {
         }
     }
 
-    fn adjust(&self, key: &str, found: Option<Vec<u8>>) -> Option<L2Value> {
+    fn adjust(&self, key: &str, found: Option<DriverBytes>) -> Option<L2Value> {
         // Nothing queued (the common case): no full key to build.
         if self.shared.recovery.len() == 0 {
             return found.map(|bytes| L2Value { bytes, expired_at: None });
@@ -390,16 +527,19 @@ impl L2 {
         match self.shared.recovery.read(&self.full_key(key)) {
             None => found.map(|bytes| L2Value { bytes, expired_at: None }),
             Some(PendingRead::Gone) => None,
-            Some(PendingRead::Value(bytes, physical_expiration)) => {
-                ttl_until(physical_expiration, now_ms()).map(|_| L2Value { bytes, expired_at: None })
-            }
+            Some(PendingRead::Value(bytes, physical_expiration)) => ttl_until(physical_expiration, now_ms())
+                .map(|_| L2Value { bytes: DriverBytes::Owned(bytes), expired_at: None }),
             Some(PendingRead::ExpiredAt(at)) => found.map(|bytes| L2Value { bytes, expired_at: Some(at) }),
         }
     }
 
     /// The value of `key`.
     pub async fn get(&self, key: &str, timeout: Option<Duration>) -> Result<Option<L2Value>, DriverError> {
-        let found = self.shared.call("get", timeout, self.driver.get(key)).await?;
+        let operation = match &self.direct {
+            Some(driver) => Either::Left(driver.get_bytes(key)),
+            None => Either::Right(self.driver.get(key).map_ok(|found| found.map(DriverBytes::Owned))),
+        };
+        let found = self.shared.call("get", timeout, operation).await?;
         Ok(self.adjust(key, found))
     }
 
@@ -417,7 +557,7 @@ impl L2 {
                 keys.len()
             )));
         }
-        Ok(keys.iter().zip(found).map(|(key, found)| self.adjust(key, found)).collect())
+        Ok(keys.iter().zip(found).map(|(key, found)| self.adjust(key, found.map(DriverBytes::Owned))).collect())
     }
 
     /// Get and delete `key` atomically (the driver's pull). A key with a
@@ -427,12 +567,12 @@ impl L2 {
         if let Some(pending) = self.shared.recovery.read(&full_key) {
             self.queue(Target::Key(full_key), key, PendingOp::Delete);
             return Ok(match pending {
-                PendingRead::Value(bytes, _) => Some(L2Value { bytes, expired_at: None }),
+                PendingRead::Value(bytes, _) => Some(L2Value { bytes: DriverBytes::Owned(bytes), expired_at: None }),
                 _ => None,
             });
         }
         match self.shared.call("pull", timeout, self.driver.pull(key)).await {
-            Ok(found) => Ok(found.map(|bytes| L2Value { bytes, expired_at: None })),
+            Ok(found) => Ok(found.map(|bytes| L2Value { bytes: DriverBytes::Owned(bytes), expired_at: None })),
             Err(error) => {
                 self.queue(Target::Key(full_key), key, PendingOp::Delete);
                 Err(error)
@@ -677,6 +817,52 @@ pub(crate) mod tests {
         assert_eq!(error.kind, ErrorKind::TIMEOUT, "{error}");
         let waited = started.elapsed();
         assert!(limit <= waited && waited < limit + Duration::from_millis(5), "{waited:?}");
+    }
+
+    /// An operation answering `answer` on its second poll (the first arms
+    /// the timer, kept when the call ends).
+    fn second_poll<R>(answer: R) -> impl Future<Output = Result<R, DriverError>> {
+        let mut answer = Some(answer);
+        let mut polled = false;
+        poll_fn(move |context| {
+            if std::mem::replace(&mut polled, true) {
+                return Poll::Ready(Ok(answer.take().expect("polled after completion")));
+            }
+            context.waker().wake_by_ref();
+            Poll::Pending
+        })
+    }
+
+    async fn fails_at(limit: Duration) {
+        let started = tokio::time::Instant::now();
+        let error = bounded(std::future::pending::<Result<(), DriverError>>(), Some(limit)).await.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::TIMEOUT, "{error}");
+        let waited = started.elapsed();
+        assert!(limit <= waited && waited < limit + Duration::from_millis(5), "{waited:?} for {limit:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_timer_bounds_later_calls_at_their_own_limit() {
+        let (short, long) = (Duration::from_millis(300), Duration::from_secs(10));
+        assert_eq!(bounded(second_poll(1), Some(short)).await.unwrap(), 1);
+        tokio::time::advance(Duration::from_millis(100)).await;
+        fails_at(short).await;
+        // Kept with a later deadline than the next call's: re-armed earlier.
+        assert_eq!(bounded(second_poll(2), Some(long)).await.unwrap(), 2);
+        fails_at(short).await;
+        fails_at(long).await;
+    }
+
+    #[test]
+    fn a_timer_kept_under_one_runtime_is_not_used_by_the_next() {
+        for _ in 0..2 {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+            runtime.block_on(async {
+                assert_eq!(bounded(second_poll(1), Some(Duration::from_secs(1))).await.unwrap(), 1);
+                fails_at(Duration::from_millis(300)).await;
+            });
+        }
     }
 
     #[test]

@@ -144,7 +144,7 @@ impl<'a, T: CacheValue> IntoFuture for Get<'a, T> {
             Probe::Hit(value, _) => return CacheFuture::ready(Some(value)),
             Probe::Miss(known) => known,
         };
-        CacheFuture::pending(self.cache.get_slow(self.key, self.options, known))
+        self.cache.get_slow(self.key, self.options, known)
     }
 }
 

@@ -22,7 +22,9 @@ use crate::options::Settings;
 use crate::ordering::Snapshot;
 use crate::serializer::Serializer;
 use crate::tags::{TagState, HARD_TAG_PREFIX, SOFT_TAG_PREFIX};
+use futures::future::Either;
 use serde::de::IgnoredAny;
+use std::future::Future;
 use std::marker::PhantomData;
 
 /// What the tiers hold for one key.
@@ -33,6 +35,14 @@ pub(crate) enum Lookup<V> {
     Stale(Entry<V>, Layer),
     /// Nothing usable.
     Missing,
+}
+
+/// What step 2 ([`Cache::l2_step`]) leaves to await.
+enum L2Rest<V> {
+    /// The entry's tag timestamps, to read from L2 before judging it.
+    Tags { entry: Entry<V>, snapshot: Option<Snapshot>, size: usize },
+    /// The entry's copy into L1.
+    Copy { copy: L1Entry, snapshot: Snapshot, size: usize },
 }
 
 /// One key on its way through the pipeline: what is fresh so far, and the
@@ -208,13 +218,16 @@ impl Cache {
 
     /// [`Cache::read`] of one key (the same steps, without the batch's
     /// vectors: the L2 read path of `get` allocates nothing of its own).
-    pub(crate) async fn read_one<D: Decoder>(
-        &self,
-        key: &str,
+    ///
+    /// A plain function, not an `async fn`: one more state machine around
+    /// the pipeline's would hold its arguments a second time.
+    pub(crate) fn read_one<'a, D: Decoder + 'a>(
+        &'a self,
+        key: &'a str,
         known: KnownL1,
-        settings: &Settings,
-    ) -> Result<Lookup<D::Value>, Error> {
-        self.read_tier_one::<D>(key, known, settings, true).await
+        settings: &'a Settings,
+    ) -> impl Future<Output = Result<Lookup<D::Value>, Error>> + 'a {
+        self.read_tier_one::<D>(key, known, settings, true)
     }
 
     /// What the tiers hold for each of `keys`, in order. `known`: the L1
@@ -300,7 +313,10 @@ impl Cache {
                 }
             };
             for ((&index, found), snapshot) in wanted.iter().zip(found).zip(snapshots) {
-                self.l2_step::<D>(keys[index], found, snapshot, &mut states[index], settings, now).await?;
+                let state = &mut states[index];
+                if let Some(rest) = self.l2_step::<D>(keys[index], found, snapshot, state, settings, now)? {
+                    Box::pin(self.l2_step_rest::<D>(keys[index], rest, state, settings, now)).await?;
+                }
             }
         }
         Ok(states.into_iter().map(|state| state.settle(settings, now)).collect())
@@ -332,7 +348,11 @@ impl Cache {
                     None
                 }
             };
-            self.l2_step::<D>(key, found, snapshot, &mut state, settings, now).await?;
+            if let Some(rest) = self.l2_step::<D>(key, found, snapshot, &mut state, settings, now)? {
+                // Boxed: rare (tags not in L1, or a tiered store's copy into
+                // L1), and its future would otherwise widen every read's.
+                Box::pin(self.l2_step_rest::<D>(key, rest, &mut state, settings, now)).await?;
+            }
         }
         Ok(state.settle(settings, now))
     }
@@ -346,11 +366,12 @@ impl Cache {
         settings: &Settings,
         now: u64,
     ) -> Result<KeyState<D::Value>, Error> {
-        let mut state = KeyState::default();
-        let Some(entry) = entry else { return Ok(state) };
+        // The state is built at the end: held across the awaits, it would
+        // widen every read's future.
+        let Some(entry) = entry else { return Ok(KeyState::default()) };
         let Some(value) = D::from_l1(&entry, &*self.inner.core.serializer) else {
             self.decode_failed(key, Layer::L1, "the L1 value does not convert to this type".into(), settings)?;
-            return Ok(state);
+            return Ok(KeyState::default());
         };
         let tags = self.tag_state(entry.tags(), entry.created_at, settings).await?;
         if tags == TagState::Deleted {
@@ -358,7 +379,7 @@ impl Cache {
                 // Boxed: rare, and this future is part of every read's.
                 Box::pin(l1.delete(key)).await;
             }
-            return Ok(state);
+            return Ok(KeyState::default());
         }
         let mut found = Entry {
             value,
@@ -367,6 +388,7 @@ impl Cache {
             created_at: entry.created_at,
         };
         tags.apply_to(&mut found);
+        let mut state = KeyState::default();
         if found.is_expired(now) {
             state.stale = Some((found, Layer::L1));
         } else {
@@ -384,7 +406,12 @@ impl Cache {
     /// Step 2: what L2 answered for `key` (`found`), judged by its tags and
     /// freshness against what L1 had (`state`); a fresh entry, or one newer
     /// than the stale L1 copy, is copied into L1 unless a write intervened.
-    async fn l2_step<D: Decoder>(
+    ///
+    /// Synchronous as far as it can go: what is left to await (tag
+    /// timestamps not in L1, the copy into L1) is returned, for
+    /// [`Cache::l2_step_rest`]. Most reads have nothing left, and skip a
+    /// state machine on every read.
+    fn l2_step<D: Decoder>(
         &self,
         key: &str,
         found: Option<L2Value>,
@@ -392,32 +419,72 @@ impl Cache {
         state: &mut KeyState<D::Value>,
         settings: &Settings,
         now: u64,
-    ) -> Result<(), Error> {
-        let Some(found) = found else { return Ok(()) };
-        let mut entry = match D::from_l2(&*self.inner.core.serializer, &found) {
+    ) -> Result<Option<L2Rest<D::Value>>, Error> {
+        let Some(found) = found else { return Ok(None) };
+        let entry = match D::from_l2(&*self.inner.core.serializer, &found) {
             Ok(entry) => entry,
-            Err(error) => return self.decode_failed(key, Layer::L2, error, settings),
+            Err(error) => return self.decode_failed(key, Layer::L2, error, settings).map(|()| None),
         };
-        let tags = self.tag_state(&entry.tags, entry.created_at, settings).await?;
+        let size = found.bytes.len();
+        let Some(tags) = self.tag_state_now(&entry.tags, entry.created_at) else {
+            return Ok(Some(L2Rest::Tags { entry, snapshot, size }));
+        };
+        Ok(self.l2_judge::<D>(entry, tags, snapshot, state, now).map(|(copy, snapshot)| L2Rest::Copy {
+            copy,
+            snapshot,
+            size,
+        }))
+    }
+
+    /// What [`Cache::l2_step`] left to await.
+    async fn l2_step_rest<D: Decoder>(
+        &self,
+        key: &str,
+        rest: L2Rest<D::Value>,
+        state: &mut KeyState<D::Value>,
+        settings: &Settings,
+        now: u64,
+    ) -> Result<(), Error> {
+        let (copy, snapshot, size) = match rest {
+            L2Rest::Tags { entry, snapshot, size } => {
+                let tags = self.tag_state_l2(&entry.tags, entry.created_at, settings).await?;
+                match self.l2_judge::<D>(entry, tags, snapshot, state, now) {
+                    Some((copy, snapshot)) => (copy, snapshot, size),
+                    None => return Ok(()),
+                }
+            }
+            L2Rest::Copy { copy, snapshot, size } => (copy, snapshot, size),
+        };
+        self.write_back(key, copy, snapshot, settings.grace, size).await;
+        Ok(())
+    }
+
+    /// The L2 `entry` under its tag state `tags`, into `state`; the copy
+    /// of it L1 is to get, if any.
+    fn l2_judge<D: Decoder>(
+        &self,
+        mut entry: Entry<D::Value>,
+        tags: TagState,
+        snapshot: Option<Snapshot>,
+        state: &mut KeyState<D::Value>,
+        now: u64,
+    ) -> Option<(L1Entry, Snapshot)> {
         if tags == TagState::Deleted {
-            return Ok(());
+            return None;
         }
         tags.apply_to(&mut entry);
         let fresh = !entry.is_expired(now);
         let newer = state.stale.as_ref().is_none_or(|(old, _)| entry.created_at > old.created_at);
-        if let (true, Some(snapshot)) = (fresh || newer, snapshot) {
-            if let Some(copy) = D::to_l1(&entry) {
-                // Boxed: only tiered stores copy, and the copy's future would
-                // otherwise widen every read's.
-                Box::pin(self.write_back(key, copy, snapshot, settings.grace, found.bytes.len())).await;
-            }
-        }
+        let copy = match (fresh || newer, snapshot) {
+            (true, Some(snapshot)) => D::to_l1(&entry).map(|copy| (copy, snapshot)),
+            _ => None,
+        };
         if fresh {
             state.result = Lookup::Fresh(entry.value, Layer::L2);
         } else if newer {
             state.stale = Some((entry, Layer::L2));
         }
-        Ok(())
+        copy
     }
 
     /// Tag state from L1 alone; `None` when a timestamp must be read from
@@ -442,22 +509,29 @@ impl Cache {
     }
 
     /// Tag state of an entry created at `created_at` with `tags`, reading
-    /// timestamps from L1, then L2.
-    pub(crate) async fn tag_state(
-        &self,
-        tags: &[String],
+    /// timestamps from L1, then L2. A plain function: the common read (no
+    /// tags, or tags known in L1) gets a ready answer, with no state
+    /// machine to step through.
+    pub(crate) fn tag_state<'a>(
+        &'a self,
+        tags: &'a [String],
         created_at: u64,
-        settings: &Settings,
-    ) -> Result<TagState, Error> {
+        settings: &'a Settings,
+    ) -> impl Future<Output = Result<TagState, Error>> + Send + 'a {
+        match self.tag_state_now(tags, created_at) {
+            Some(state) => Either::Left(std::future::ready(Ok(state))),
+            // Boxed: the common read then keeps a small future.
+            None => Either::Right(Box::pin(self.tag_state_l2(tags, created_at, settings))),
+        }
+    }
+
+    /// [`Cache::tag_state`] when it needs no L2 read (no tags, or their
+    /// timestamps fresh in L1); `None` otherwise.
+    fn tag_state_now(&self, tags: &[String], created_at: u64) -> Option<TagState> {
         if tags.is_empty() {
-            return Ok(TagState::Valid);
+            return Some(TagState::Valid);
         }
-        if let Some(state) = self.tag_state_l1(tags, created_at) {
-            return Ok(state);
-        }
-        // Boxed: the common read (no tags, or tags known in L1) then keeps
-        // a small future.
-        Box::pin(self.tag_state_l2(tags, created_at, settings)).await
+        self.tag_state_l1(tags, created_at)
     }
 
     /// [`Cache::tag_state`] reading the timestamps L1 does not hold from L2.

@@ -81,7 +81,14 @@ pub(crate) fn encode_value<T: Serialize>(serializer: &dyn Serializer, value: &T)
 /// L1 value stored as another type or as bytes by a local plugin.
 pub(crate) fn decode_value<T: DeserializeOwned>(serializer: &dyn Serializer, bytes: &[u8]) -> Result<T, BoxError> {
     if is_json(serializer) {
-        return Ok(serde_json::from_slice(bytes)?);
+        // Checked as UTF-8 once, a word at a time, a str is parsed without
+        // validating each of its strings again (serde_json's `from_str`);
+        // the result is the same as `from_slice`'s, which still reads
+        // (and rejects, with its usual error) what is not UTF-8.
+        return Ok(match std::str::from_utf8(bytes) {
+            Ok(text) => serde_json::from_str(text)?,
+            Err(_) => serde_json::from_slice(bytes)?,
+        });
     }
     let mut value = None;
     serializer.deserialize(bytes, &mut |deserializer| {
@@ -139,5 +146,15 @@ mod tests {
         let value: u64 = decode_value(&JsonSerializer, b" 7 ").unwrap();
         assert_eq!(value, decode_value::<u64>(&Erased, b" 7 ").unwrap());
         assert!(decode_value::<String>(&JsonSerializer, b"7").is_err());
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_still_rejected() {
+        let escaped: String = decode_value(&JsonSerializer, r#""d\u00e9j\u00e0 vu \u2603""#.as_bytes()).unwrap();
+        assert_eq!(escaped, decode_value::<String>(&JsonSerializer, "\"déjà vu ☃\"".as_bytes()).unwrap());
+        assert_eq!(escaped, "déjà vu ☃");
+        assert!(decode_value::<String>(&JsonSerializer, b"\"\xff\"").is_err());
+        assert!(decode_value::<String>(&JsonSerializer, br#""\ud800""#).is_err(), "a lone surrogate");
+        assert!(decode_value::<serde_json::Value>(&JsonSerializer, b"\"ok\" \xff").is_err(), "trailing bytes");
     }
 }

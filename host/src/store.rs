@@ -9,7 +9,7 @@ use crate::driver::Driver;
 use crate::error::Error;
 use crate::events::Events;
 use crate::l1::{L1Options, L1};
-use crate::l2::{CircuitBreaker, L2Driver, L2Shared, L2};
+use crate::l2::{CircuitBreaker, L2Driver, L2Shared, L2Source, L2};
 use crate::options::{CacheOptions, Settings};
 use crate::recovery::AutoRecovery;
 use crate::serializer::{JsonSerializer, Serializer};
@@ -31,7 +31,7 @@ use std::sync::Arc;
 #[derive(Default)]
 pub struct StoreBuilder {
     l1: Option<L1Source>,
-    l2: Option<Arc<dyn L2Driver>>,
+    l2: Option<L2Source>,
     bus: Option<BusNode>,
     options: CacheOptions,
     serializer: Option<Arc<dyn Serializer>>,
@@ -69,13 +69,13 @@ impl StoreBuilder {
     /// prefix, e.g. `DriverOptions::default()`): the store applies its own
     /// `prefix`, so keys land at `prefix:key` as BentoCache lays them out.
     pub fn l2(mut self, driver: impl L2Driver) -> Self {
-        self.l2 = Some(Arc::new(driver));
+        self.l2 = Some(L2Source::new(driver));
         self
     }
 
     /// Use an already shared driver as L2 (see [`StoreBuilder::l2`]).
     pub fn l2_shared(mut self, driver: Arc<dyn L2Driver>) -> Self {
-        self.l2 = Some(driver);
+        self.l2 = Some(L2Source::Other(driver));
         self
     }
 

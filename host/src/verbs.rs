@@ -7,11 +7,13 @@ use crate::error::Error;
 use crate::events::{CacheEvent, Layer};
 use crate::get_or_set::Factory;
 use crate::l2::decode_entry;
-use crate::ops::{Get, GetOrSet, Set};
-use crate::options::CacheOptions;
+use crate::ops::{CacheFuture, Get, GetOrSet, Set};
+use crate::options::{CacheOptions, Settings};
 use crate::read::{KnownL1, Lookup, Presence, Typed};
 use crate::tags::{tag_key_lifetime, HARD_TAG_PREFIX, SOFT_TAG_PREFIX};
 use crate::write::{Invalidation, Notify, Write};
+use futures::future::{Either, FutureExt};
+use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -30,24 +32,38 @@ impl Cache {
     }
 
     /// `get` past the L1 probe; `options`: `None` when the call set none.
+    ///
+    /// Combinators rather than `async fn`s: each async layer would hold the
+    /// arguments (`known` is an L1 entry wide) once more, and this future
+    /// is boxed per call.
     pub(crate) fn get_slow<'a, T: CacheValue>(
         &'a self,
         key: &'a str,
         options: Option<Box<CacheOptions>>,
         known: KnownL1,
-    ) -> impl std::future::Future<Output = Result<Option<T>, Error>> + 'a {
-        self.traced("get", Some(key), self.get_read(key, options, known))
+    ) -> CacheFuture<'a, Option<T>> {
+        let body = match options {
+            None => Either::Left(self.get_read(key, known, &self.inner.core.settings)),
+            // Boxed: options per call are the rare case, and their
+            // settings must live in the future.
+            Some(options) => Either::Right(
+                async move {
+                    let settings = self.settings_with(&options)?;
+                    self.get_read(key, known, &settings).await
+                }
+                .boxed(),
+            ),
+        };
+        CacheFuture::pending(self.traced("get", Some(key), body))
     }
 
-    async fn get_read<T: CacheValue>(
-        &self,
-        key: &str,
-        options: Option<Box<CacheOptions>>,
+    fn get_read<'a, T: CacheValue>(
+        &'a self,
+        key: &'a str,
         known: KnownL1,
-    ) -> Result<Option<T>, Error> {
-        let settings = self.settings_for(options.as_deref())?;
-        let found = self.read_one::<Typed<T>>(key, known, &settings).await?;
-        Ok(self.serve(key, found))
+        settings: &'a Settings,
+    ) -> impl Future<Output = Result<Option<T>, Error>> + Send + 'a {
+        self.read_one::<Typed<T>>(key, known, settings).map(move |found| Ok(self.serve(key, found?)))
     }
 
     /// Record what a read found for `key` (hit, graced hit or miss) and
