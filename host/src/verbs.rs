@@ -35,7 +35,10 @@ impl Cache {
     ///
     /// Combinators rather than `async fn`s: each async layer would hold the
     /// arguments (`known` is an L1 entry wide) once more, and this future
-    /// is boxed per call.
+    /// is boxed per call. Never inlined: in the caller it would put the
+    /// future (built on the stack, then boxed) into the L1 hit's stack
+    /// frame too, and a large frame costs the hit a stack probe.
+    #[inline(never)]
     pub(crate) fn get_slow<'a, T: CacheValue>(
         &'a self,
         key: &'a str,
