@@ -73,6 +73,8 @@ mod clock {
         /// correction, both valid.
         correction: AtomicI64,
         last_sync: AtomicU64,
+        /// Whether [`coarse_ms`] may be used (read only on Linux).
+        #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
         coarse_usable: bool,
     }
 

@@ -559,11 +559,14 @@ fn lock_wait_span() -> tracing::Span {
 /// factory's value, and the lock is released on every path.
 struct DetachOnExit {
     future: Option<BoxFuture<'static, ()>>,
+    /// The runtime the refresh started on, which finishes it: the caller's
+    /// future may be dropped on a thread outside it.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl DetachOnExit {
     fn new(future: impl Future<Output = ()> + Send + 'static) -> DetachOnExit {
-        DetachOnExit { future: Some(Box::pin(future)) }
+        DetachOnExit { future: Some(Box::pin(future)), runtime: tokio::runtime::Handle::try_current().ok() }
     }
 
     fn is_running(&self) -> bool {
@@ -587,10 +590,10 @@ impl Drop for DetachOnExit {
     fn drop(&mut self) {
         let Some(future) = self.future.take() else { return };
         // A refresh that panicked (outside the factory, whose panics are
-        // caught) is not polled again; without a runtime (shutting down)
-        // it is dropped, which releases the lock.
+        // caught) is not polled again; without a runtime it is dropped,
+        // which releases the lock (a runtime shutting down drops it too).
         if !std::thread::panicking() {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            if let Some(runtime) = self.runtime.take().or_else(|| tokio::runtime::Handle::try_current().ok()) {
                 runtime.spawn(future);
             }
         }

@@ -192,3 +192,16 @@ async fn a_caller_that_gives_up_does_not_lose_the_factorys_value() {
         assert_eq!(s.bento.get::<u32>("k2").await.unwrap(), Some(9), "{backend:?}");
     }
 }
+
+#[test]
+fn a_refresh_dropped_outside_its_runtime_still_finishes_on_it() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let bento = runtime.block_on(bento::Bento::builder().build()).unwrap();
+    let mut call = Box::pin(std::future::IntoFuture::into_future(bento.get_or_set("k", slow(ms(200), 5u32))));
+    // Started inside the runtime, then given up on a thread outside it.
+    runtime.block_on(async { assert!(futures::poll!(call.as_mut()).is_pending()) });
+    drop(call);
+    std::thread::sleep(ms(600));
+    let found: Option<u32> = runtime.block_on(async { bento.get("k").await }).unwrap();
+    assert_eq!(found, Some(5));
+}
