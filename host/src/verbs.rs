@@ -37,7 +37,8 @@ impl Cache {
     /// arguments (`known` is an L1 entry wide) once more, and this future
     /// is boxed per call. Never inlined: in the caller it would put the
     /// future (built on the stack, then boxed) into the L1 hit's stack
-    /// frame too, and a large frame costs the hit a stack probe.
+    /// frame too, and the hit measurably slowed with it inlined
+    /// (BENCHMARKS.md, session 18).
     #[inline(never)]
     pub(crate) fn get_slow<'a, T: CacheValue>(
         &'a self,
