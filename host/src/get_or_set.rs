@@ -40,6 +40,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+use tokio::sync::oneshot::error::TryRecvError;
 use tracing::Instrument;
 
 /// A value factory: any `FnOnce(FactoryContext<T>) -> impl Future<Output =
@@ -250,9 +251,9 @@ impl Cache {
                 // A value the task already has beats a stale one; the soft
                 // deadline is always before the hard one.
                 biased;
-                outcome = &mut receiver => break outcome,
+                outcome = fed_inline(&mut receiver) => break outcome,
                 () = &mut refresh, if refresh.is_running() => {}
-                stale = &mut stale_receiver, if stale_pending => {
+                stale = fed_inline(&mut stale_receiver), if stale_pending => {
                     stale_pending = false;
                     let deadline = settings.timeout.and_then(soft_deadline_after);
                     if let (Ok((entry, layer)), Some(deadline)) = (stale, deadline) {
@@ -598,6 +599,25 @@ impl Drop for DetachOnExit {
             }
         }
     }
+}
+
+/// What the refresh has sent on `receiver`, without lending it this
+/// task's waker.
+///
+/// While the caller waits, only the refresh it polls itself (`refresh`,
+/// in the same `select!`) sends on its channels, so each pass looks at
+/// them again right after polling the refresh, and a send needs no wake-up.
+/// A receiver holding the waker made every send wake the task while it was
+/// being polled: tokio re-queues a task woken that way as a yield and
+/// wakes another worker to take it, two context switches per miss
+/// (`try_recv` also takes nothing from the task's budget, whose exhaustion
+/// would answer "not yet" and count on a wake-up). Once the refresh runs
+/// detached, the caller no longer reads the channels.
+fn fed_inline<V>(receiver: &mut oneshot::Receiver<V>) -> impl Future<Output = Result<V, TryRecvError>> + '_ {
+    std::future::poll_fn(move |_| match receiver.try_recv() {
+        Err(TryRecvError::Empty) => std::task::Poll::Pending,
+        done => std::task::Poll::Ready(done),
+    })
 }
 
 async fn sleep_until_or_never(deadline: Option<tokio::time::Instant>) {

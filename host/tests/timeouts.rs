@@ -205,3 +205,33 @@ fn a_refresh_dropped_outside_its_runtime_still_finishes_on_it() {
     let found: Option<u32> = runtime.block_on(async { bento.get("k").await }).unwrap();
     assert_eq!(found, Some(5));
 }
+
+/// A miss whose factory answers at once completes in the caller's first
+/// poll, and the refresh (run by the caller's own task) hands its value,
+/// and its stale candidate, over without waking that task: tokio re-queues
+/// a task woken while it is polled as a yield and wakes another worker to
+/// take it, two context switches per miss for nothing.
+#[tokio::test]
+async fn a_miss_computed_at_once_does_not_wake_its_own_task() {
+    struct Counting(AtomicU64);
+    impl std::task::Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let bento = bento::Bento::builder().build().await.unwrap();
+    // Without grace, and with grace and a soft timeout (the refresh then
+    // also has a channel for a stale value it might find).
+    let options = [CacheOptions::new(), CacheOptions::new().grace(Duration::from_secs(60)).timeout(ms(500))];
+    for (i, options) in options.into_iter().enumerate() {
+        let wakes = Arc::new(Counting(AtomicU64::new(0)));
+        let waker = std::task::Waker::from(wakes.clone());
+        let key = format!("at_once_{i}");
+        let call = bento.get_or_set(&key, |_ctx| async { Ok::<_, bento::BoxError>(3u32) }).options(options);
+        let mut call = std::pin::pin!(std::future::IntoFuture::into_future(call));
+        let polled = std::future::Future::poll(call.as_mut(), &mut std::task::Context::from_waker(&waker));
+        assert!(matches!(polled, std::task::Poll::Ready(Ok(3))), "case {i}: {polled:?}");
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0, "case {i}: the task was woken by its own refresh");
+        assert_eq!(bento.get::<u32>(&key).await.unwrap(), Some(3), "case {i}");
+    }
+}
