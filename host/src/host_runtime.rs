@@ -260,7 +260,6 @@ mod unix {
     use std::net::{Shutdown, TcpStream};
     use std::task::{Context, Poll};
     use tokio::io::unix::AsyncFd;
-    use tokio::io::Interest;
 
     /// A plugin's socket on the reactor of the runtime that registered it
     /// (its drop deregisters it there, whichever thread drops it).
@@ -314,13 +313,37 @@ mod unix {
 
         fn try_read(&self, mut buf: RSliceMut<'_, u8>) -> FfiIoResult {
             let buf = buf.as_mut_slice();
-            // `try_io` reads only when the reactor saw readiness, and clears
-            // it (with the tick it observed) when the read would block.
+            let asked = buf.len();
+            // Reads only when the reactor saw readiness. The readiness is
+            // cleared (with the tick it was seen at, so an event that came
+            // since is kept) when the read would block, and also after a
+            // read shorter than asked: the socket's buffer was drained, as
+            // tokio's own `TcpStream` assumes, so the next read of a reply
+            // waits for the reactor instead of costing a system call that
+            // would block.
             let read = catch_unwind(AssertUnwindSafe(|| {
-                self.fd.try_io(Interest::READABLE, |socket| {
-                    let mut stream = socket;
+                // The caller saw the socket readable just before (the
+                // contract of `try_read`): the guard is ready, and no waker
+                // is registered. A caller that did not, and reads nothing,
+                // polls readiness again with its own waker.
+                let mut no_waker = Context::from_waker(std::task::Waker::noop());
+                let mut ready = match self.fd.poll_read_ready(&mut no_waker) {
+                    Poll::Ready(ready) => ready?,
+                    Poll::Pending => return Err(std::io::ErrorKind::WouldBlock.into()),
+                };
+                match ready.try_io(|socket| {
+                    let mut stream = socket.get_ref();
                     stream.read(buf)
-                })
+                }) {
+                    Ok(Ok(count)) => {
+                        if 0 < count && count < asked {
+                            ready.clear_ready();
+                        }
+                        Ok(count)
+                    }
+                    Ok(Err(error)) => Err(error),
+                    Err(_would_block) => Err(std::io::ErrorKind::WouldBlock.into()),
+                }
             }));
             match read {
                 Ok(result) => io_result(result),

@@ -256,13 +256,15 @@ pub type FfiHostRuntimeBox = FfiHostRuntime_TO<'static, RBox<()>>;
 
 /// A socket registered with a host reactor
 /// ([`FfiHostRuntime::register_socket`]). The host performs the reads and
-/// writes itself, so readiness is cleared exactly when the OS says "would
-/// block" (tokio's `AsyncFd::try_io`).
+/// writes itself, so readiness is cleared only when the OS says "would
+/// block" (tokio's `AsyncFd::try_io`) or a read drained the socket.
 #[sabi_trait]
 pub trait FfiHostSocket: Send + Sync {
     /// Ready (`ROk(0)`) when the reactor saw the socket readable since the
-    /// last read that would have blocked, else pending with `cx`'s waker
-    /// registered for read readiness. Reading is a separate call
+    /// last read that would have blocked or that drained it (a host may
+    /// take a read shorter than asked as draining, as tokio's `TcpStream`
+    /// does), else pending with `cx`'s waker registered for read
+    /// readiness. Reading is a separate call
     /// ([`FfiHostSocket::try_read`]) so that the caller prepares a buffer
     /// only when there is something to read.
     fn poll_read_ready(&self, cx: &mut FfiContext<'_>) -> FfiPoll<FfiIoResult>;
