@@ -379,7 +379,9 @@ mod unix {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::task::Poll;
+    use bento_plugin_api::abi::{FfiIoResult, FfiPoll};
+    use std::task::{Context, Poll};
+    use std::time::Duration;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_plugin_task_sees_one_waker_across_polls_and_is_woken_through_clones() {
@@ -420,5 +422,46 @@ mod tests {
         // The FFI waker the task sees is the same object at every poll
         // (async-ffi's own bridge would be a fresh stack object each time).
         assert!(seen.windows(2).all(|pair| pair[0] == pair[1]), "{seen:?}");
+    }
+
+    /// Read readiness of a host socket, polled as a plugin does.
+    #[cfg(unix)]
+    fn read_ready(socket: &FfiHostSocketBox, cx: &mut Context<'_>) -> Poll<FfiIoResult> {
+        use async_ffi::ContextExt as _;
+        cx.with_ffi_context(|ffi| match socket.poll_read_ready(ffi) {
+            FfiPoll::Ready(result) => Poll::Ready(result),
+            FfiPoll::Pending => Poll::Pending,
+            FfiPoll::Panicked => panic!("poll_read_ready panicked"),
+        })
+    }
+
+    #[cfg(unix)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_shorter_than_asked_clears_the_readiness_and_later_data_still_wakes() {
+        use abi_stable::std_types::RResult::ROk;
+        use std::io::Write as _;
+        use std::os::fd::IntoRawFd as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let socket = match register(ours.into_raw_fd() as i64) {
+            Ok(socket) => socket,
+            Err(error) => panic!("{error}"),
+        };
+        let mut buf = [0u8; 64];
+        for message in [&b"first"[..], b"second"] {
+            peer.write_all(message).unwrap();
+            let ready =
+                tokio::time::timeout(Duration::from_secs(5), std::future::poll_fn(|cx| read_ready(&socket, cx)));
+            assert!(matches!(ready.await, Ok(ROk(0))), "the data makes the socket readable");
+            let read = socket.try_read((&mut buf[..]).into());
+            assert!(matches!(read, ROk(count) if count == message.len()), "{read:?}");
+            assert_eq!(&buf[..message.len()], message);
+            // The short read drained the socket: no read that would block
+            // is needed before readiness waits for the reactor again.
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            assert!(read_ready(&socket, &mut cx).is_pending(), "readiness was kept after a draining read");
+        }
     }
 }
