@@ -58,7 +58,12 @@ pub fn round() -> Vec<Sample> {
         .iter()
         .map(|label| {
             let line = lines.iter().find(|line| line.label == *label).expect("every label measured");
-            Sample { wall: Duration::from_nanos(line.wall_ns), cpu: Duration::from_nanos(line.cpu_ns), ops: line.ops }
+            Sample {
+                wall: Duration::from_nanos(line.wall_ns),
+                cpu: Duration::from_nanos(line.cpu_ns),
+                ops: line.ops,
+                switches: None,
+            }
         })
         .collect()
 }

@@ -8,9 +8,11 @@
 //! measured both as 64 spawned tasks and as 64 futures joined in one task;
 //! every caller runs its operations one after the other. CPU time is the
 //! whole process's (`CLOCK_PROCESS_CPUTIME_ID`: caller runtime, plugin
-//! runtimes, bus threads; not the Redis server).
+//! runtimes, bus threads; not the Redis server), and so are the context
+//! switches per operation (summed over the process's threads): a round trip
+//! costs about one, and a hand-over between threads shows up as more.
 
-use crate::stats::{interleaved, process_cpu, Metric, Results, Sample, Subject};
+use crate::stats::{interleaved, process_context_switches, process_cpu, Metric, Results, Sample, Subject};
 use crate::User;
 use bento::bus::{BusNode, BusNodeOptions};
 use bento::{Bento, BoxError, CacheOptions, Driver, DriverOptions, L1Options, Plugin, Store};
@@ -49,6 +51,7 @@ where
     F: Fn(u64) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let switches = process_context_switches();
     let (started, cpu) = (Instant::now(), process_cpu());
     let ops = match callers {
         Callers::One => {
@@ -94,7 +97,9 @@ where
             CALLERS * PER_CALLER
         }
     };
-    Sample { wall: started.elapsed(), cpu: process_cpu() - cpu, ops }
+    let (wall, cpu) = (started.elapsed(), process_cpu() - cpu);
+    let switches = switches.zip(process_context_switches()).map(|(before, after)| after.saturating_sub(before));
+    Sample { wall, cpu, ops, switches }
 }
 
 /// Like [`round`] with `ops` sequential operations instead of [`SEQUENTIAL`].
@@ -103,6 +108,7 @@ where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let switches = process_context_switches();
     let (started, cpu) = (Instant::now(), process_cpu());
     let task = runtime.spawn(async move {
         for i in 0..ops {
@@ -110,7 +116,9 @@ where
         }
     });
     runtime.block_on(task).expect("bench task");
-    Sample { wall: started.elapsed(), cpu: process_cpu() - cpu, ops }
+    let (wall, cpu) = (started.elapsed(), process_cpu() - cpu);
+    let switches = switches.zip(process_context_switches()).map(|(before, after)| after.saturating_sub(before));
+    Sample { wall, cpu, ops, switches }
 }
 
 /// Everything the Redis sections share.

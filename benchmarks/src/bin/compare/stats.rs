@@ -19,6 +19,9 @@ pub struct Sample {
     pub cpu: Duration,
     /// Operations completed in the run.
     pub ops: u64,
+    /// Context switches of the process's threads during the run (the
+    /// Redis sections; `None` where not counted).
+    pub switches: Option<u64>,
 }
 
 impl Sample {
@@ -31,6 +34,31 @@ impl Sample {
     pub fn cpu_ns(&self) -> f64 {
         self.cpu.as_nanos() as f64 / self.ops as f64
     }
+
+    /// Context switches per operation, when counted.
+    pub fn switches_per_op(&self) -> Option<f64> {
+        self.switches.map(|switches| switches as f64 / self.ops as f64)
+    }
+}
+
+/// Context switches so far, voluntary and not, summed over the process's
+/// live threads (`/proc/self/task/*/status`; Linux). A thread that ended
+/// takes its count with it, so a section counting them keeps its threads.
+/// `None` where `/proc` cannot tell.
+pub fn process_context_switches() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let Ok(status) = std::fs::read_to_string(task.ok()?.path().join("status")) else { continue };
+        for line in status.lines() {
+            if let Some(count) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                total += count.trim().parse::<u64>().ok()?;
+            }
+        }
+    }
+    Some(total)
 }
 
 /// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`).
@@ -49,7 +77,7 @@ pub fn on_this_thread(ops: u64, mut op: impl FnMut(u64)) -> Sample {
     for i in 0..ops {
         op(i);
     }
-    Sample { wall: started.elapsed(), cpu: thread_cpu() - cpu, ops }
+    Sample { wall: started.elapsed(), cpu: thread_cpu() - cpu, ops, switches: None }
 }
 
 /// Run `ops` calls of `op` split over `threads` threads started together;
@@ -77,7 +105,7 @@ pub fn on_threads(threads: u64, ops: u64, op: impl Fn(u64) + Sync) -> Sample {
         let cpu: Duration = workers.into_iter().map(|worker| worker.join().expect("bench thread")).sum();
         (started.elapsed(), cpu)
     });
-    Sample { wall, cpu, ops: per_thread * threads }
+    Sample { wall, cpu, ops: per_thread * threads, switches: None }
 }
 
 /// One subject: a label per sample its run returns (most return one; a
@@ -213,14 +241,23 @@ impl Results {
     fn table(&mut self) {
         let rounds = self.samples.first().map_or(0, Vec::len);
         let _ = writeln!(self.report, "\n### {} ({rounds} interleaved rounds)\n", self.title);
-        let _ = writeln!(self.report, "| subject | wall/op median (min–max) | CPU/op median (min–max) | ops/round |");
-        let _ = writeln!(self.report, "|---|---|---|---|");
+        let counted = self.samples.iter().flatten().all(|sample| sample.switches.is_some());
+        let (switches_head, switches_rule) = if counted { (" context switches/op |", "---|") } else { ("", "") };
+        let _ = writeln!(
+            self.report,
+            "| subject | wall/op median (min–max) | CPU/op median (min–max) |{switches_head} ops/round |"
+        );
+        let _ = writeln!(self.report, "|---|---|---|{switches_rule}---|");
         for (label, samples) in self.labels.iter().zip(&self.samples) {
             let wall = Spread::of(samples.iter().map(Sample::wall_ns).collect());
             let cpu = Spread::of(samples.iter().map(Sample::cpu_ns).collect());
+            let switches = match counted {
+                true => format!(" {} |", Spread::of(samples.iter().filter_map(Sample::switches_per_op).collect())),
+                false => String::new(),
+            };
             let _ = writeln!(
                 self.report,
-                "| {label} | {} ({}–{}) | {} ({}–{}) | {} |",
+                "| {label} | {} ({}–{}) | {} ({}–{}) |{switches} {} |",
                 ns(wall.median),
                 ns(wall.min),
                 ns(wall.max),
