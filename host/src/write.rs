@@ -136,21 +136,25 @@ impl Cache {
         let mut reached = Reached::Now(true);
         let mut failure = None;
         if let Some(l2) = write_l2 {
-            let mut items: Vec<(String, Vec<u8>, Option<u64>)> = writes
-                .iter()
-                .zip(encoded)
-                .map(|(write, bytes)| (write.key.to_string(), bytes.unwrap_or_default(), write.physical_expiration))
-                .collect();
             // Replayed later only when the caller is not told it failed,
             // or when it is an invalidation (which must never be lost).
             let queue = settings.suppress_l2_errors || notify == Notify::Now;
             let timeout = settings.l2_timeout;
-            let result = match items.len() {
-                1 => {
-                    let (key, bytes, at) = items.remove(0);
-                    l2.set(&key, bytes, at, tell_bus, timeout, queue).await
+            let result = match (writes.as_slice(), encoded.as_mut_slice()) {
+                ([write], [bytes]) => {
+                    let bytes = bytes.take().unwrap_or_default();
+                    l2.set(write.key, bytes, write.physical_expiration, tell_bus, timeout, queue).await
                 }
-                _ => l2.set_many(items, tell_bus, timeout, queue).await,
+                _ => {
+                    let items: Vec<(String, Vec<u8>, Option<u64>)> = writes
+                        .iter()
+                        .zip(encoded)
+                        .map(|(write, bytes)| {
+                            (write.key.to_string(), bytes.unwrap_or_default(), write.physical_expiration)
+                        })
+                        .collect();
+                    l2.set_many(items, tell_bus, timeout, queue).await
+                }
             };
             match result {
                 Ok(answer) => reached = answer,
@@ -161,9 +165,9 @@ impl Cache {
         drop(guards);
         self.measure_l1();
 
-        let keys: Vec<String> = writes.iter().map(|write| write.key.to_string()).collect();
         let l2_has_it = failure.is_none() && reached != Reached::Queued;
-        if tell_bus && (l2_has_it || !owes_notify) {
+        if tell_bus && core.bus.is_some() && (l2_has_it || !owes_notify) {
+            let keys: Vec<String> = writes.iter().map(|write| write.key.to_string()).collect();
             core.publish(MessageKind::Set, self.prefix(), keys).await;
         }
         if let Some(source) = failure {
