@@ -69,9 +69,10 @@ impl StoreCore {
     /// logged, never surfaced (the change itself happened). With the node's
     /// `background_publish` (the default) this only hands the message to
     /// the node's ordered outbox.
-    pub async fn publish(&self, kind: MessageKind, namespace: &str, keys: Vec<String>) {
+    pub async fn publish(&self, kind: MessageKind, namespace: &str, keys: impl IntoIterator<Item = String>) {
         let Some(bus) = &self.bus else { return };
-        let message = BusMessage::new(kind, namespace, keys);
+        // Collected only here: a store without a bus copies no key.
+        let message = BusMessage::new(kind, namespace, keys.into_iter().collect());
         self.metrics.bus_published.increment(1);
         self.events.emit(|| CacheEvent::BusPublished {
             store: self.name.clone(),

@@ -166,9 +166,8 @@ impl Cache {
         self.measure_l1();
 
         let l2_has_it = failure.is_none() && reached != Reached::Queued;
-        if tell_bus && core.bus.is_some() && (l2_has_it || !owes_notify) {
-            let keys: Vec<String> = writes.iter().map(|write| write.key.to_string()).collect();
-            core.publish(MessageKind::Set, self.prefix(), keys).await;
+        if tell_bus && (l2_has_it || !owes_notify) {
+            core.publish(MessageKind::Set, self.prefix(), writes.iter().map(|write| write.key.to_string())).await;
         }
         if let Some(source) = failure {
             self.l2_failed(writes.first().map_or("", |write| write.key), source, settings)?;
