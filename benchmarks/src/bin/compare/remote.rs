@@ -51,9 +51,7 @@ where
     F: Fn(u64) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let switches = process_context_switches();
-    let (started, cpu) = (Instant::now(), process_cpu());
-    let ops = match callers {
+    measured(|| match callers {
         Callers::One => {
             let task = runtime.spawn(async move {
                 for i in 0..SEQUENTIAL {
@@ -96,10 +94,7 @@ where
             runtime.block_on(task).expect("bench task");
             CALLERS * PER_CALLER
         }
-    };
-    let (wall, cpu) = (started.elapsed(), process_cpu() - cpu);
-    let switches = switches.zip(process_context_switches()).map(|(before, after)| after.saturating_sub(before));
-    Sample { wall, cpu, ops, switches }
+    })
 }
 
 /// Like [`round`] with `ops` sequential operations instead of [`SEQUENTIAL`].
@@ -108,14 +103,23 @@ where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    measured(|| {
+        let task = runtime.spawn(async move {
+            for i in 0..ops {
+                op(i).await;
+            }
+        });
+        runtime.block_on(task).expect("bench task");
+        ops
+    })
+}
+
+/// Wall time, process CPU time and context switches of `run`, which
+/// returns how many operations it completed.
+fn measured(run: impl FnOnce() -> u64) -> Sample {
     let switches = process_context_switches();
     let (started, cpu) = (Instant::now(), process_cpu());
-    let task = runtime.spawn(async move {
-        for i in 0..ops {
-            op(i).await;
-        }
-    });
-    runtime.block_on(task).expect("bench task");
+    let ops = run();
     let (wall, cpu) = (started.elapsed(), process_cpu() - cpu);
     let switches = switches.zip(process_context_switches()).map(|(before, after)| after.saturating_sub(before));
     Sample { wall, cpu, ops, switches }
