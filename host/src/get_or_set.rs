@@ -33,7 +33,7 @@ use crate::locks::{Acquired, LockGuard};
 use crate::options::{CacheOptions, Settings};
 use crate::read::{within_grace, KnownL1, Lookup, SeenInL1, Typed};
 use crate::write::{Notify, Write};
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Either};
 use futures::FutureExt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -134,12 +134,16 @@ impl Cache {
         let call = self.get_or_set_locked(key, factory, settings.clone(), tags, seen).instrument(span);
         // The hard timeout bounds the whole call, lock waits included; the
         // refresh task (if started) still finishes and caches its value.
-        match settings.hard_timeout.filter(|_| tokio::runtime::Handle::try_current().is_ok()) {
-            Some(timeout) => tokio::time::timeout(timeout, call)
-                .await
-                .unwrap_or_else(|_| Err(Error::HardTimeout { key: key.to_string(), timeout })),
-            None => call.await,
-        }
+        // One future either way: awaiting `call` in one branch and its
+        // timeout in the other would hold both in this future.
+        let hard_timeout = settings.hard_timeout.filter(|_| tokio::runtime::Handle::try_current().is_ok());
+        let bounded = match hard_timeout {
+            Some(timeout) => Either::Left(tokio::time::timeout(timeout, call)),
+            None => Either::Right(call.map(Ok)),
+        };
+        bounded.await.unwrap_or_else(|_| {
+            Err(Error::HardTimeout { key: key.to_string(), timeout: hard_timeout.unwrap_or_default() })
+        })
     }
 
     async fn get_or_set_locked<T: CacheValue, F: Factory<T>>(
@@ -542,7 +546,7 @@ impl Cache {
         quiet.skip_bus_notify = true;
         quiet.suppress_l2_errors = true;
         let write = Write::new(key, entry, settings.grace);
-        if let Err(error) = self.write_entries(vec![write], &quiet, Notify::AfterL2).await {
+        if let Err(error) = self.write_entries(smallvec::smallvec![write], &quiet, Notify::AfterL2).await {
             tracing::warn!(key, %error, "grace backoff could not be written");
         }
     }

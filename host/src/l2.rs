@@ -500,19 +500,22 @@ impl L2 {
         timeout: Option<Duration>,
         queue: bool,
     ) -> Result<Option<R>, DriverError> {
-        let full_key = self.full_key(key);
-        if self.shared.recovery.blocks(&full_key) {
-            if !queue {
-                return Err(behind_pending());
+        // Nothing queued (the common case): no full key to build.
+        if self.shared.recovery.len() > 0 {
+            let full_key = self.full_key(key);
+            if self.shared.recovery.blocks(&full_key) {
+                if !queue {
+                    return Err(behind_pending());
+                }
+                self.queue(Target::Key(full_key), key, op());
+                return Ok(None);
             }
-            self.queue(Target::Key(full_key), key, op());
-            return Ok(None);
         }
         match self.shared.call(name, timeout, call).await {
             Ok(answer) => Ok(Some(answer)),
             Err(error) => {
                 if queue {
-                    self.queue(Target::Key(full_key), key, op());
+                    self.queue(Target::Key(self.full_key(key)), key, op());
                 }
                 Err(error)
             }

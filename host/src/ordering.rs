@@ -15,6 +15,7 @@
 //! write-back skip, which costs a later L2 read, never a wrong value.
 
 use crate::locks::{LockGuard, StampedeLocks};
+use smallvec::SmallVec;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,6 +31,9 @@ pub(crate) struct KeyOrder {
     writes: AtomicU64,
     hasher: std::collections::hash_map::RandomState,
 }
+
+/// The write-order locks a writer holds (released on drop).
+pub(crate) type Guards = SmallVec<[LockGuard; 1]>;
 
 /// A key's generation at some point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,12 +66,13 @@ impl KeyOrder {
     }
 
     /// Hold the write order of several keys, in a fixed order so two
-    /// batch writers cannot deadlock.
-    pub async fn lock_all(&self, full_keys: &[String]) -> Vec<LockGuard> {
-        let mut sorted: Vec<&String> = full_keys.iter().collect();
+    /// batch writers cannot deadlock. One key (most writes) allocates
+    /// nothing beyond its lock.
+    pub async fn lock_all(&self, full_keys: &[String]) -> Guards {
+        let mut sorted: SmallVec<[&String; 4]> = full_keys.iter().collect();
         sorted.sort();
         sorted.dedup();
-        let mut guards = Vec::with_capacity(sorted.len());
+        let mut guards = Guards::with_capacity(sorted.len());
         for key in sorted {
             guards.push(self.lock(key).await);
         }

@@ -11,7 +11,7 @@ use crate::ops::{CacheFuture, Get, GetOrSet, Set};
 use crate::options::{CacheOptions, Settings};
 use crate::read::{KnownL1, Lookup, Presence, Typed};
 use crate::tags::{tag_key_lifetime, HARD_TAG_PREFIX, SOFT_TAG_PREFIX};
-use crate::write::{Invalidation, Notify, Write};
+use crate::write::{Invalidation, Notify, Write, Writes};
 use futures::future::{Either, FutureExt};
 use std::future::Future;
 use std::marker::PhantomData;
@@ -279,7 +279,7 @@ impl Cache {
         }
         let now = now_ms();
         let keys: Vec<&str> = items.iter().map(|(key, _)| *key).collect();
-        let writes = items
+        let writes: Writes<_> = items
             .into_iter()
             .map(|(key, value)| {
                 let logical_expiration = crate::write::logical_expiration(now, &settings);
@@ -303,7 +303,8 @@ impl Cache {
         let now = now_ms();
         let entry =
             Entry { value, logical_expiration: crate::write::logical_expiration(now, settings), tags, created_at: now };
-        let write = self.write_entries(vec![Write::new(key, entry, settings.grace)], settings, Notify::AfterL2);
+        let write =
+            self.write_entries(smallvec::smallvec![Write::new(key, entry, settings.grace)], settings, Notify::AfterL2);
         let stored = self.traced("set", Some(key), write).await;
         self.written([key]);
         stored
@@ -317,7 +318,7 @@ impl Cache {
             tag_key_lifetime(core.settings.physical_ttl(), core.longest_tagged_lifetime.load(Ordering::Relaxed));
         let physical_expiration = lifetime.map(|lifetime| ms_after(now, lifetime));
         let keys: Vec<String> = tags.iter().map(|tag| format!("{prefix}{tag}")).collect();
-        let writes = keys
+        let writes: Writes<_> = keys
             .iter()
             .map(|key| Write {
                 key,

@@ -21,11 +21,12 @@ use crate::events::CacheEvent;
 use crate::l1::{physical_expiration, L1Entry, NEVER};
 use crate::l2::{ExpireError, L2Shared, Reached};
 use crate::options::Settings;
-use crate::ordering::Snapshot;
+use crate::ordering::{Guards, Snapshot};
 use crate::recovery::{PendingOp, Target};
 use crate::serializer;
 use crate::store_core::StoreCore;
 use bento_plugin_api::DriverError;
+use smallvec::SmallVec;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +66,9 @@ impl<'a, T> Write<'a, T> {
     }
 }
 
+/// The entries of one write: most writes have one, kept inline.
+pub(crate) type Writes<'a, T> = SmallVec<[Write<'a, T>; 1]>;
+
 /// An invalidation of keys or of the whole namespace.
 pub(crate) enum Invalidation<'a> {
     Delete(&'a [&'a str]),
@@ -91,7 +95,7 @@ impl Cache {
     /// (unless it is a tag invalidation, `Notify::Now`).
     pub(crate) async fn write_entries<T: CacheValue>(
         &self,
-        writes: Vec<Write<'_, T>>,
+        writes: Writes<'_, T>,
         settings: &Settings,
         notify: Notify,
     ) -> Result<bool, Error> {
@@ -99,7 +103,7 @@ impl Cache {
         let now = now_ms();
         let write_l2 = self.inner.l2.as_ref().filter(|_| !settings.skip_l2_write);
         let measure = self.inner.l1.as_ref().is_some_and(|l1| l1.measures_size());
-        let mut encoded = Vec::with_capacity(writes.len());
+        let mut encoded: SmallVec<[Option<Vec<u8>>; 1]> = SmallVec::with_capacity(writes.len());
         for write in &writes {
             let bytes = if write_l2.is_some() || measure {
                 Some(
@@ -115,8 +119,8 @@ impl Cache {
             }
             encoded.push(bytes);
         }
-        let full_keys: Vec<String> = writes.iter().map(|write| self.full_key(write.key)).collect();
-        let guards = if core.is_tiered() { core.order.lock_all(&full_keys).await } else { Vec::new() };
+        let full_keys: SmallVec<[String; 1]> = writes.iter().map(|write| self.full_key(write.key)).collect();
+        let guards = if core.is_tiered() { core.order.lock_all(&full_keys).await } else { Guards::new() };
 
         if let Some(l1) = &self.inner.l1 {
             for (write, bytes) in writes.iter().zip(&encoded) {
@@ -219,7 +223,7 @@ impl Cache {
         let (kind, keys, existed) = match change {
             Invalidation::Delete(keys) => {
                 let full_keys: Vec<String> = keys.iter().map(|key| self.full_key(key)).collect();
-                let guards = if core.is_tiered() { core.order.lock_all(&full_keys).await } else { Vec::new() };
+                let guards = if core.is_tiered() { core.order.lock_all(&full_keys).await } else { Guards::new() };
                 let mut existed = 0;
                 if let Some(l1) = &self.inner.l1 {
                     for key in keys {
