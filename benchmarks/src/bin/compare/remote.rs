@@ -28,10 +28,18 @@ use tokio::runtime::Runtime;
 const CALLERS: u64 = 64;
 /// Operations per caller and round at 64 callers.
 const PER_CALLER: u64 = 200;
-/// Sequential operations per round with one caller.
-const SEQUENTIAL: u64 = 1_500;
-/// Sequential operations per round on the (slower) write paths.
-const WRITES: u64 = 500;
+/// Sequential operations per round with one caller (short rounds, as on
+/// the write paths: see [`WRITES`]).
+const SEQUENTIAL: u64 = 300;
+/// Sequential operations per round on the (slower) write paths: short
+/// rounds, [`WRITE_ROUNDS_PER_ROUND`] times as many. A round trip on this
+/// VM takes either ~25 µs or ~65 µs depending on whether the vCPU it wakes
+/// was idle, and that state lasts for a while; in short rounds the subjects
+/// compared share it far more often than in long ones.
+const WRITES: u64 = 100;
+/// How many rounds of the Redis sections with one caller (the plugin
+/// `get` section and the write paths) run per requested round (`--rounds`).
+const WRITE_ROUNDS_PER_ROUND: usize = 5;
 const TTL: Duration = Duration::from_secs(600);
 
 /// How the operations of one round are issued.
@@ -265,7 +273,8 @@ fn plugin_get(s: &Setup, rounds: usize) -> String {
             subjects.push(Subject::new(format!("{mode}: plugin B"), move || round(rt, callers, plugin_b.clone())));
         }
     }
-    let mut r = interleaved("redis plugin get vs raw redis-rs (100-byte value)", rounds, subjects);
+    let mut r =
+        interleaved("redis plugin get vs raw redis-rs (100-byte value)", rounds * WRITE_ROUNDS_PER_ROUND, subjects);
     if plugin_b.is_some() {
         for mode in ["1 caller", "64 tasks", "64 joined"] {
             let (subject, baseline) = (format!("{mode}: plugin"), format!("{mode}: plugin B"));
@@ -434,7 +443,8 @@ fn writes(s: &Setup, rounds: usize) -> String {
         subjects.push(Subject::new("get_or_set miss, L1 + L2 + bus B", move || sequential(rt, WRITES, miss_b.clone())));
         subjects.push(Subject::new("set, L1 + L2 + bus B", move || sequential(rt, WRITES, set_b.clone())));
     }
-    let mut r: Results = interleaved("write paths over Redis (User values, 1 caller)", rounds, subjects);
+    let mut r: Results =
+        interleaved("write paths over Redis (User values, 1 caller)", rounds * WRITE_ROUNDS_PER_ROUND, subjects);
     if bus_b.is_some() {
         for (subject, baseline) in [
             ("get_or_set miss, L1 + L2 + bus", "get_or_set miss, L1 + L2 + bus B"),

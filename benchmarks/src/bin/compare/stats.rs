@@ -1,11 +1,18 @@
 //! Interleaved rounds and the numbers reported from them.
 //!
 //! A comparison is a list of subjects; every round runs each subject once,
-//! in order (A, B, C, A, B, C, …), after one discarded warm-up pass, so all
-//! subjects see the same machine load. A ratio is computed per round
+//! after one discarded warm-up pass, so all subjects see the same machine
+//! load. The order is shuffled every round: on a virtual machine a
+//! subject's wake-up latency depends on what ran just before it (a vCPU
+//! that was busy a moment ago wakes in microseconds, an idle one in tens
+//! of them), and a fixed order (A, B, C, A, B, C, …) gave every subject the
+//! same predecessor in every round, which moved the Redis write-path ratios
+//! by 2× (BENCHMARKS.md, session 20). A ratio is computed per round
 //! (subject / baseline of that round) and reported as the median with the
 //! min–max over the rounds.
 
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -166,18 +173,33 @@ pub fn interleaved(title: &str, rounds: usize, mut subjects: Vec<Subject<'_>>) -
     }
     let labels: Vec<String> = subjects.iter().flat_map(|subject| subject.labels.clone()).collect();
     let mut samples = vec![Vec::with_capacity(rounds); labels.len()];
-    eprintln!("[{title}] warm-up, then {rounds} interleaved rounds of {} subjects", subjects.len());
+    // Where each subject's samples go: its labels' first index.
+    let first_label: Vec<usize> = subjects
+        .iter()
+        .scan(0, |next, subject| {
+            let first = *next;
+            *next += subject.labels.len();
+            Some(first)
+        })
+        .collect();
+    let seed = order_seed();
+    eprintln!(
+        "[{title}] warm-up, then {rounds} interleaved rounds of {} subjects, shuffled (COMPARE_SEED={seed})",
+        subjects.len()
+    );
     for subject in &mut subjects {
         drop((subject.run)());
     }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut order: Vec<usize> = (0..subjects.len()).collect();
     for round in 0..rounds {
-        let mut index = 0;
-        for subject in &mut subjects {
+        order.shuffle(&mut rng);
+        for &at in &order {
+            let subject = &mut subjects[at];
             let got = (subject.run)();
             assert_eq!(got.len(), subject.labels.len(), "subject {:?} returned a wrong sample count", subject.labels);
-            for sample in got {
-                samples[index].push(sample);
-                index += 1;
+            for (offset, sample) in got.into_iter().enumerate() {
+                samples[first_label[at] + offset].push(sample);
             }
         }
         eprintln!("[{title}] round {}/{rounds} done", round + 1);
@@ -185,6 +207,12 @@ pub fn interleaved(title: &str, rounds: usize, mut subjects: Vec<Subject<'_>>) -
     let mut results = Results { title: title.to_string(), labels, samples, report: String::new() };
     results.table();
     results
+}
+
+/// The seed of the per-round order: `COMPARE_SEED` to repeat a run's
+/// order, else a fresh one (printed).
+fn order_seed() -> u64 {
+    std::env::var("COMPARE_SEED").ok().and_then(|seed| seed.parse().ok()).unwrap_or_else(rand::random)
 }
 
 /// Median and range of a list.
