@@ -32,14 +32,14 @@ const PER_CALLER: u64 = 200;
 /// the write paths: see [`WRITES`]).
 const SEQUENTIAL: u64 = 300;
 /// Sequential operations per round on the (slower) write paths: short
-/// rounds, [`WRITE_ROUNDS_PER_ROUND`] times as many. A round trip on this
+/// rounds, [`SHORT_ROUNDS_PER_ROUND`] times as many. A round trip on this
 /// VM takes either ~25 µs or ~65 µs depending on whether the vCPU it wakes
 /// was idle, and that state lasts for a while; in short rounds the subjects
 /// compared share it far more often than in long ones.
 const WRITES: u64 = 100;
 /// How many rounds of the Redis sections with one caller (the plugin
 /// `get` section and the write paths) run per requested round (`--rounds`).
-const WRITE_ROUNDS_PER_ROUND: usize = 5;
+const SHORT_ROUNDS_PER_ROUND: usize = 5;
 const TTL: Duration = Duration::from_secs(600);
 
 /// How the operations of one round are issued.
@@ -274,7 +274,7 @@ fn plugin_get(s: &Setup, rounds: usize) -> String {
         }
     }
     let mut r =
-        interleaved("redis plugin get vs raw redis-rs (100-byte value)", rounds * WRITE_ROUNDS_PER_ROUND, subjects);
+        interleaved("redis plugin get vs raw redis-rs (100-byte value)", rounds * SHORT_ROUNDS_PER_ROUND, subjects);
     if plugin_b.is_some() {
         for mode in ["1 caller", "64 tasks", "64 joined"] {
             let (subject, baseline) = (format!("{mode}: plugin"), format!("{mode}: plugin B"));
@@ -444,7 +444,7 @@ fn writes(s: &Setup, rounds: usize) -> String {
         subjects.push(Subject::new("set, L1 + L2 + bus B", move || sequential(rt, WRITES, set_b.clone())));
     }
     let mut r: Results =
-        interleaved("write paths over Redis (User values, 1 caller)", rounds * WRITE_ROUNDS_PER_ROUND, subjects);
+        interleaved("write paths over Redis (User values, 1 caller)", rounds * SHORT_ROUNDS_PER_ROUND, subjects);
     if bus_b.is_some() {
         for (subject, baseline) in [
             ("get_or_set miss, L1 + L2 + bus", "get_or_set miss, L1 + L2 + bus B"),
