@@ -22,7 +22,7 @@
 use crate::error::BoxError;
 use crate::serializer::Serializer;
 use std::any::TypeId;
-use std::mem::{ManuallyDrop, MaybeUninit};
+use std::mem::MaybeUninit;
 use std::ptr;
 use std::sync::Arc;
 
@@ -88,6 +88,16 @@ impl<V: Erasable> VTableOf<V> {
     };
 }
 
+/// What an [`ErasedValue`] holds after [`ErasedValue::take`]: nothing.
+#[derive(Clone)]
+struct Taken;
+
+impl Erasable for Taken {
+    fn encode(&self, _: &dyn Serializer) -> Result<Vec<u8>, BoxError> {
+        Err("the cached value was already moved out".into())
+    }
+}
+
 /// A value of some [`Erasable`] type, inline or in an `Arc`.
 pub(crate) struct ErasedValue {
     data: MaybeUninit<Words>,
@@ -139,22 +149,28 @@ impl ErasedValue {
         self.is::<V>().then(|| unsafe { self.get_unchecked::<V>() })
     }
 
-    /// The value moved out if it is a `V` (cloned out of a shared `Arc`).
-    pub fn downcast<V: Erasable>(self) -> Result<V, ErasedValue> {
+    /// The value moved out if it is a `V` (cloned out of a shared `Arc`),
+    /// leaving nothing behind: the L1 hit reads its entry where the store's
+    /// lookup put it, and takes the value from there instead of moving the
+    /// whole entry first (see `MemoryStore::get_slot_ignoring_expiry`).
+    #[inline]
+    pub fn take<V: Erasable>(&mut self) -> Option<V> {
         if !self.is::<V>() {
-            return Err(self);
+            return None;
         }
-        let this = ManuallyDrop::new(self);
-        let data = this.data.as_ptr();
-        // SAFETY: `data` holds a `V` (or `Arc<V>`), read out exactly once;
-        // `this` is never dropped, so it is not dropped twice.
-        unsafe {
+        let data = self.data.as_ptr();
+        // SAFETY: `data` holds a `V` (or `Arc<V>`), read out exactly once:
+        // the vtable becomes `Taken`'s, whose drop does nothing (`Taken`
+        // is a zero-sized type, inline: it reads nothing of `data`).
+        let value = unsafe {
             if inline::<V>() {
-                Ok(data.cast::<V>().read())
+                data.cast::<V>().read()
             } else {
-                Ok(Arc::unwrap_or_clone(data.cast::<Arc<V>>().read()))
+                Arc::unwrap_or_clone(data.cast::<Arc<V>>().read())
             }
-        }
+        };
+        self.vtable = &VTableOf::<Taken>::VTABLE;
+        Some(value)
     }
 
     /// The value's bytes in `serializer`'s format.
@@ -179,6 +195,10 @@ impl Clone for ErasedValue {
 
 impl Drop for ErasedValue {
     fn drop(&mut self) {
+        // What an L1 hit leaves after taking the value: nothing to drop.
+        if ptr::eq(self.vtable, &VTableOf::<Taken>::VTABLE) {
+            return;
+        }
         // The L1 drops replaced and cleared values while holding a shard's
         // write lock, which a panic would poison for every later reader:
         // a value whose `Drop` panics is reported, not propagated.
@@ -243,14 +263,19 @@ mod tests {
         {
             let small = ErasedValue::new(Counted::<4>::new());
             let large = ErasedValue::new(Counted::<8>::new());
-            let (small2, large2) = (small.clone(), large.clone());
+            let (mut small2, mut large2) = (small.clone(), large.clone());
             assert_eq!(LIVE.load(Ordering::SeqCst), 3, "inline clones clone, Arc clones share");
-            assert_eq!(small2.downcast::<Counted<4>>().unwrap().0, [7; 4]);
+            assert!(small2.take::<Counted<8>>().is_none(), "not the held type: nothing taken");
+            assert_eq!(small2.take::<Counted<4>>().unwrap().0, [7; 4]);
             // The large value is shared with `large`: moving it out clones it.
-            assert_eq!(large2.downcast::<Counted<8>>().unwrap().0, [7; 8]);
+            assert_eq!(large2.take::<Counted<8>>().unwrap().0, [7; 8]);
+            assert_eq!(LIVE.load(Ordering::SeqCst), 2, "the caller dropped what it took; `small2` holds nothing");
             assert!(large.downcast_ref::<Counted<4>>().is_none());
-            assert!(small.downcast::<Counted<8>>().is_err());
             assert_eq!(large.encode(&JsonSerializer).unwrap(), b"[7,7,7,7,7,7,7,7]");
+            // Emptied: nothing to take again, to encode, or to drop.
+            assert!(small2.take::<Counted<4>>().is_none() && small2.downcast_ref::<Counted<4>>().is_none());
+            assert!(small2.encode(&JsonSerializer).is_err());
+            assert!(small2.clone().take::<Counted<4>>().is_none());
         }
         assert_eq!(LIVE.load(Ordering::SeqCst), 0);
     }
@@ -263,7 +288,7 @@ mod tests {
         let value = ErasedValue::new(Plain("Ada".to_string()));
         assert_eq!(value.downcast_ref::<Plain<String>>(), Some(&Plain("Ada".to_string())));
         assert_eq!(value.encode(&JsonSerializer).unwrap(), b"\"Ada\"");
-        assert_eq!(value.clone().downcast::<Plain<String>>().unwrap(), Plain("Ada".to_string()));
-        assert!(value.downcast::<Plain<u32>>().is_err());
+        assert_eq!(value.clone().take::<Plain<String>>().unwrap(), Plain("Ada".to_string()));
+        assert!(value.clone().take::<Plain<u32>>().is_none());
     }
 }

@@ -18,7 +18,7 @@ use crate::erased::{Erasable, ErasedValue};
 use crate::error::BoxError;
 use crate::l2::L2Driver;
 use crate::serializer::{self, Serializer};
-use bento_memory_store::{MemoryStore, MemoryStoreOptions};
+use bento_memory_store::{MemoryStore, MemoryStoreOptions, Slot};
 use bento_plugin_api::DriverError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -105,16 +105,17 @@ impl L1Entry {
         }
     }
 
-    /// [`L1Entry::value`] consuming the entry: the value is moved out, not
-    /// cloned again (the hit path).
+    /// [`L1Entry::value`] taking the value out of the entry (the hit path,
+    /// on the store's fresh clone): moved, not cloned again. The entry holds
+    /// no value afterwards (reading it as any type is `None`).
     #[inline]
-    pub fn into_value<T: DeserializeOwned + Serialize + Clone + Send + Sync + 'static>(
-        self,
+    pub fn take_value<T: DeserializeOwned + Serialize + Clone + Send + Sync + 'static>(
+        &mut self,
         serializer: &dyn Serializer,
     ) -> Option<T> {
-        match self.value.downcast::<Decoded<T>>() {
-            Ok(Decoded(value)) => Some(value),
-            Err(value) => convert(&value, serializer),
+        match self.value.take::<Decoded<T>>() {
+            Some(Decoded(value)) => Some(value),
+            None => convert(&self.value, serializer),
         }
     }
 }
@@ -216,10 +217,11 @@ impl L1 {
     /// callers that then require the entry to be logically fresh (logical
     /// expiration ≤ physical expiration), which makes the physical check
     /// redundant and saves a clock read on the hit path.
+    /// The entry is the store's clone, to read in place ([`Slot`]).
     #[inline]
-    pub fn get_for_freshness_check(&self, key: &str) -> Option<L1Entry> {
+    pub fn get_for_freshness_check(&self, key: &str) -> Option<Slot<L1Entry>> {
         match self {
-            L1::Memory(l1) => l1.store.get_ignoring_expiry(key),
+            L1::Memory(l1) => l1.store.get_slot_ignoring_expiry(key),
             L1::Plugin(_) => None,
         }
     }
@@ -456,7 +458,7 @@ mod tests {
         let user = User { id: 1, name: "Ada".into() };
         let stored = L1Entry::decoded(user.clone(), 1, NEVER, &[]);
         assert_eq!(stored.value.downcast_ref::<Decoded<User>>().map(|d| &d.0), Some(&user));
-        assert_eq!(stored.into_value::<User>(&JsonSerializer), Some(user));
+        assert_eq!(stored.clone().take_value::<User>(&JsonSerializer), Some(user));
     }
 
     #[test]

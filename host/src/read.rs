@@ -22,6 +22,7 @@ use crate::options::Settings;
 use crate::ordering::Snapshot;
 use crate::serializer::Serializer;
 use crate::tags::{TagState, HARD_TAG_PREFIX, SOFT_TAG_PREFIX};
+use bento_memory_store::Slot;
 use futures::future::Either;
 use serde::de::IgnoredAny;
 use std::future::Future;
@@ -191,7 +192,10 @@ impl Cache {
         if !l1.is_in_process() {
             return Probe::Miss(None);
         }
-        let Some(entry) = l1.get_for_freshness_check(key) else { return Probe::Miss(Some(None)) };
+        // Read in place, not moved out of the store's answer (see
+        // `MemoryStore::get_slot_ignoring_expiry`).
+        let mut found = l1.get_for_freshness_check(key);
+        let Some(entry) = found.as_mut().map(Slot::get_mut) else { return Probe::Miss(Some(None)) };
         // A stale entry may be physically expired too (this lookup did not
         // check): the pipeline reads it again with the check.
         if entry.logical_expiration != NEVER && !is_before(entry.logical_expiration) {
@@ -207,7 +211,7 @@ impl Cache {
             }
             _ => false,
         };
-        match entry.into_value::<T>(&*self.inner.core.serializer) {
+        match entry.take_value::<T>(&*self.inner.core.serializer) {
             Some(value) => {
                 self.record_hit(key, Layer::L1, false);
                 Probe::Hit(value, due)

@@ -69,24 +69,43 @@ fn decode_weight(code: u64) -> u64 {
     (code & MANTISSA_MASK) << (code >> MANTISSA_BITS)
 }
 
-/// A stored value with its packed expiry and weight.
+/// A stored value with its packed expiry and weight, as the store holds
+/// it; [`crate::MemoryStore::get_slot_ignoring_expiry`] hands out a clone.
 #[derive(Clone)]
-pub(crate) struct Slot<V> {
-    pub value: V,
+pub struct Slot<V> {
+    pub(crate) value: V,
     expiry_and_weight: u64,
 }
 
 impl<V> Slot<V> {
+    /// The value.
+    #[inline]
+    pub fn get(&self) -> &V {
+        &self.value
+    }
+
+    /// The value, to take parts of in place.
+    #[inline]
+    pub fn get_mut(&mut self) -> &mut V {
+        &mut self.value
+    }
+
+    /// The value, moved out.
+    #[inline]
+    pub fn into_inner(self) -> V {
+        self.value
+    }
+
     /// `value` living for `ttl` (`None` = forever) and weighing `weight`
     /// (see [`Slot::weight`] for the rounding).
-    pub fn new(value: V, ttl: Option<Duration>, weight: u64, clock: &Clock) -> Slot<V> {
+    pub(crate) fn new(value: V, ttl: Option<Duration>, weight: u64, clock: &Clock) -> Slot<V> {
         let expiry = ttl.map_or(NEVER, |ttl| clock.expiry_after(ttl));
         Slot { value, expiry_and_weight: (expiry << WEIGHT_BITS) | encode_weight(weight) }
     }
 
     /// The accounted weight: the weight given to [`Slot::new`], rounded up
     /// by less than 2^-16 of it when above 2^17.
-    pub fn weight(&self) -> u64 {
+    pub(crate) fn weight(&self) -> u64 {
         decode_weight(self.expiry_and_weight & WEIGHT_MASK)
     }
 
@@ -95,13 +114,13 @@ impl<V> Slot<V> {
     }
 
     /// True until the expiry, given the current time.
-    pub fn is_live_at(&self, now_ms: u64) -> bool {
+    pub(crate) fn is_live_at(&self, now_ms: u64) -> bool {
         let expiry = self.expiry();
         expiry == NEVER || now_ms < expiry
     }
 
     /// Liveness, reading the clock only when the entry can expire.
-    pub fn is_live(&self, clock: &Clock) -> bool {
+    pub(crate) fn is_live(&self, clock: &Clock) -> bool {
         let expiry = self.expiry();
         expiry == NEVER || clock.now_ms() < expiry
     }
