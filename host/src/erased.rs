@@ -98,6 +98,11 @@ impl Erasable for Taken {
     }
 }
 
+/// The vtable of an emptied value: one `static`, so that one address
+/// tells that a value was taken (a `const` may exist once per codegen
+/// unit).
+static TAKEN: VTable = VTableOf::<Taken>::VTABLE;
+
 /// A value of some [`Erasable`] type, inline or in an `Arc`.
 pub(crate) struct ErasedValue {
     data: MaybeUninit<Words>,
@@ -169,7 +174,7 @@ impl ErasedValue {
                 Arc::unwrap_or_clone(data.cast::<Arc<V>>().read())
             }
         };
-        self.vtable = &VTableOf::<Taken>::VTABLE;
+        self.vtable = &TAKEN;
         Some(value)
     }
 
@@ -194,11 +199,18 @@ impl Clone for ErasedValue {
 }
 
 impl Drop for ErasedValue {
+    /// Inlined: what an L1 hit leaves after taking the value has nothing
+    /// to drop, and the hit should not pay a call to find that out.
+    #[inline]
     fn drop(&mut self) {
-        // What an L1 hit leaves after taking the value: nothing to drop.
-        if ptr::eq(self.vtable, &VTableOf::<Taken>::VTABLE) {
-            return;
+        if !ptr::eq(self.vtable, &TAKEN) {
+            self.drop_value();
         }
+    }
+}
+
+impl ErasedValue {
+    fn drop_value(&mut self) {
         // The L1 drops replaced and cleared values while holding a shard's
         // write lock, which a panic would poison for every later reader:
         // a value whose `Drop` panics is reported, not propagated.
