@@ -216,8 +216,8 @@ impl L1 {
     /// Like [`L1::get_now`], but even if physically expired: only for
     /// callers that then require the entry to be logically fresh (logical
     /// expiration ≤ physical expiration), which makes the physical check
-    /// redundant and saves a clock read on the hit path.
-    /// The entry is the store's clone, to read in place ([`Slot`]).
+    /// redundant and saves a clock read on the hit path. The entry is the
+    /// store's clone, in its [`Slot`], to read in place.
     #[inline]
     pub fn get_for_freshness_check(&self, key: &str) -> Option<Slot<L1Entry>> {
         match self {
