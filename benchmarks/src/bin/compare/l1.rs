@@ -5,11 +5,12 @@
 //! threads. CPU time is the measuring threads' own
 //! (`CLOCK_THREAD_CPUTIME_ID`); for Node, the process's `cpuUsage()`.
 
-use crate::stats::{interleaved, on_this_thread, on_threads, Metric, Results, Subject};
+use crate::stats::{in_processes, interleaved, on_this_thread, on_threads, Metric, Results, Subject};
 use crate::{drive, node, User};
 use bento::{Bento, BoxError};
 use std::future::IntoFuture;
 use std::hint::black_box;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,8 +29,41 @@ fn user(i: usize) -> User {
     User { id: i as u64, name: format!("user number {i}") }
 }
 
-/// Run the section and return its report.
+const TITLE: &str = "L1 hit (1 000 hot keys)";
+
+/// Run the section and return its report. Each round runs in a process of
+/// its own (`compare l1-child`, all subjects interleaved in it after a
+/// warm-up pass): how long a hit takes varies from one process to the next
+/// (BENCHMARKS.md, session 21), and bento's hit more than quick_cache's,
+/// so one process's rounds would all share its luck. `COMPARE_SEED=n`
+/// gives round `k` the order seed `n + k`.
 pub fn run(rounds: usize) -> String {
+    let node = node::available();
+    let exe = std::env::current_exe().expect("the compare binary's path");
+    let base_seed = std::env::var("COMPARE_SEED").ok().and_then(|seed| seed.parse::<u64>().ok());
+    let mut results = in_processes(TITLE, rounds, |round| {
+        let mut child = Command::new(&exe);
+        child.arg("l1-child").stderr(Stdio::inherit());
+        if let Some(seed) = base_seed {
+            child.env("COMPARE_SEED", seed.wrapping_add(round as u64).to_string());
+        }
+        let output = child.output().expect("compare l1-child runs");
+        assert!(output.status.success(), "compare l1-child failed ({})", output.status);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        stdout.lines().map(|line| serde_json::from_str(line).expect("a JSON sample line from l1-child")).collect()
+    });
+    checks(&mut results, node);
+    results.report().to_string()
+}
+
+/// The child: one round (after a warm-up pass), every sample printed as a
+/// JSON line.
+pub fn child() {
+    print!("{}", measure(1).lines());
+}
+
+/// `rounds` interleaved rounds of every subject in this process.
+fn measure(rounds: usize) -> Results {
     let keys: Vec<String> = (0..HOT_KEYS).map(|i| format!("user:{i}")).collect();
     // amalgam-cache starts its services on the ambient tokio runtime.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
@@ -141,13 +175,10 @@ pub fn run(rounds: usize) -> String {
         Subject::new("2 threads: bento get User", || on_threads(2, OPS, bento_get_user)),
         Subject::new("2 threads: bento get_or_set User", || on_threads(2, OPS, bento_gos_user)),
     ];
-    let node = node::available();
-    if node {
+    if node::available() {
         subjects.push(Subject::many(node::LABELS.iter().map(|l| l.to_string()).collect(), node::round));
     }
-    let mut results = interleaved("L1 hit (1 000 hot keys)", rounds, subjects);
-    checks(&mut results, node);
-    results.report().to_string()
+    interleaved(TITLE, rounds, subjects)
 }
 
 fn checks(r: &mut Results, node: bool) {

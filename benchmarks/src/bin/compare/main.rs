@@ -68,6 +68,11 @@ fn main() {
         rss::child(args.get(2).map_or("", String::as_str));
         return;
     }
+    // Each round of the L1 section runs in a child process of its own.
+    if args.get(1).map(String::as_str) == Some("l1-child") {
+        l1::child();
+        return;
+    }
     let Args { rounds, mut sections } = clap::Parser::parse_from(args);
     let rounds = rounds as usize;
     if sections.is_empty() {

@@ -209,6 +209,57 @@ pub fn interleaved(title: &str, rounds: usize, mut subjects: Vec<Subject<'_>>) -
     results
 }
 
+/// One sample of one label, as a child process prints it (a JSON line).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct SampleLine {
+    /// The subject's label.
+    pub label: String,
+    /// Operations measured.
+    pub ops: u64,
+    /// Wall time, ns.
+    pub wall_ns: u64,
+    /// CPU time, ns.
+    pub cpu_ns: u64,
+}
+
+impl SampleLine {
+    /// The sample it carries (context switches are not carried).
+    pub fn sample(&self) -> Sample {
+        Sample {
+            wall: Duration::from_nanos(self.wall_ns),
+            cpu: Duration::from_nanos(self.cpu_ns),
+            ops: self.ops,
+            switches: None,
+        }
+    }
+}
+
+/// Rounds run one per process: `round(n)` runs round `n` in a process of
+/// its own (all subjects, interleaved there: see [`Results::lines`]) and
+/// returns its samples. A process can be slower or faster as a whole than
+/// the next one (where its pages landed, say), by more for one subject
+/// than another: one round per process puts that spread into the
+/// per-round ratios instead of into every round of one run.
+pub fn in_processes(title: &str, rounds: usize, mut round: impl FnMut(usize) -> Vec<SampleLine>) -> Results {
+    let mut labels: Vec<String> = Vec::new();
+    let mut samples: Vec<Vec<Sample>> = Vec::new();
+    for n in 0..rounds {
+        let lines = round(n);
+        if n == 0 {
+            labels = lines.iter().map(|line| line.label.clone()).collect();
+            samples = vec![Vec::with_capacity(rounds); labels.len()];
+        }
+        for (at, label) in labels.iter().enumerate() {
+            let line = lines.iter().find(|line| &line.label == label).expect("every round measures every label");
+            samples[at].push(line.sample());
+        }
+        eprintln!("[{title}] round {}/{rounds} (process {}) done", n + 1, n + 1);
+    }
+    let mut results = Results { title: title.to_string(), labels, samples, report: String::new() };
+    results.table_titled("interleaved rounds, one process each");
+    results
+}
+
 /// The seed of the per-round order: `COMPARE_SEED` to repeat a run's
 /// order, else a fresh one (printed).
 fn order_seed() -> u64 {
@@ -267,8 +318,12 @@ impl Results {
     }
 
     fn table(&mut self) {
+        self.table_titled("interleaved rounds");
+    }
+
+    fn table_titled(&mut self, rounds_are: &str) {
         let rounds = self.samples.first().map_or(0, Vec::len);
-        let _ = writeln!(self.report, "\n### {} ({rounds} interleaved rounds)\n", self.title);
+        let _ = writeln!(self.report, "\n### {} ({rounds} {rounds_are})\n", self.title);
         let counted = self.samples.iter().flatten().all(|sample| sample.switches.is_some());
         let (switches_head, switches_rule) = if counted { (" context switches/op |", "---|") } else { ("", "") };
         let _ = writeln!(
@@ -326,6 +381,24 @@ impl Results {
             }
         };
         let _ = writeln!(self.report, "- {what}: {} {spread} [{subject} vs {baseline}] — {verdict}", metric.name());
+    }
+
+    /// Every sample as a JSON line ([`SampleLine`]): what a child process
+    /// of [`in_processes`] prints.
+    pub fn lines(&self) -> String {
+        let mut out = String::new();
+        for (label, samples) in self.labels.iter().zip(&self.samples) {
+            for sample in samples {
+                let line = SampleLine {
+                    label: label.clone(),
+                    ops: sample.ops,
+                    wall_ns: sample.wall.as_nanos() as u64,
+                    cpu_ns: sample.cpu.as_nanos() as u64,
+                };
+                let _ = writeln!(out, "{}", serde_json::to_string(&line).expect("a sample serializes"));
+            }
+        }
+        out
     }
 
     /// The section's report so far (markdown).
