@@ -1,10 +1,9 @@
 //! BentoCache 1.6.1 under Node: one `node benchmarks/node/round.mjs`
 //! process per round, interleaved with the Rust subjects.
 
-use crate::stats::Sample;
+use crate::stats::{Sample, SampleLine};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 /// The labels one round yields, in order.
 pub const LABELS: [&str; 4] = [
@@ -33,14 +32,6 @@ pub fn available() -> bool {
     installed && node
 }
 
-#[derive(serde::Deserialize)]
-struct Line {
-    label: String,
-    ops: u64,
-    wall_ns: u64,
-    cpu_ns: u64,
-}
-
 /// One Node process: a sample per label of [`LABELS`].
 pub fn round() -> Vec<Sample> {
     let output = Command::new("node")
@@ -50,20 +41,12 @@ pub fn round() -> Vec<Sample> {
         .output()
         .expect("node runs");
     assert!(output.status.success(), "node round.mjs failed: {}", String::from_utf8_lossy(&output.stderr));
-    let lines: Vec<Line> = String::from_utf8_lossy(&output.stdout)
+    let lines: Vec<SampleLine> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|line| serde_json::from_str(line).expect("a JSON line from round.mjs"))
         .collect();
     LABELS
         .iter()
-        .map(|label| {
-            let line = lines.iter().find(|line| line.label == *label).expect("every label measured");
-            Sample {
-                wall: Duration::from_nanos(line.wall_ns),
-                cpu: Duration::from_nanos(line.cpu_ns),
-                ops: line.ops,
-                switches: None,
-            }
-        })
+        .map(|label| lines.iter().find(|line| line.label == *label).expect("every label measured").sample())
         .collect()
 }

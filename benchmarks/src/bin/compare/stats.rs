@@ -237,9 +237,9 @@ impl SampleLine {
 /// Rounds run one per process: `round(n)` runs round `n` in a process of
 /// its own (all subjects, interleaved there: see [`Results::lines`]) and
 /// returns its samples. A process can be slower or faster as a whole than
-/// the next one (where its pages landed, say), by more for one subject
-/// than another: one round per process puts that spread into the
-/// per-round ratios instead of into every round of one run.
+/// the next one, by more for one subject than another (why is not known:
+/// BENCHMARKS.md, session 21); one round per process puts that spread into
+/// the per-round ratios instead of into every round of one run.
 pub fn in_processes(title: &str, rounds: usize, mut round: impl FnMut(usize) -> Vec<SampleLine>) -> Results {
     let mut labels: Vec<String> = Vec::new();
     let mut samples: Vec<Vec<Sample>> = Vec::new();
@@ -253,7 +253,7 @@ pub fn in_processes(title: &str, rounds: usize, mut round: impl FnMut(usize) -> 
             let line = lines.iter().find(|line| &line.label == label).expect("every round measures every label");
             samples[at].push(line.sample());
         }
-        eprintln!("[{title}] round {}/{rounds} (process {}) done", n + 1, n + 1);
+        eprintln!("[{title}] round {}/{rounds} done (in a process of its own)", n + 1);
     }
     let mut results = Results { title: title.to_string(), labels, samples, report: String::new() };
     results.table_titled("interleaved rounds, one process each");
