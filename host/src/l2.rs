@@ -482,6 +482,22 @@ impl L2 {
         self.prefix.key(key)
     }
 
+    /// Whether an operation queued for auto-recovery on `key` (or a clear
+    /// above it) must go first. With nothing queued (the common case) no
+    /// full key is built.
+    fn blocked(&self, key: &str) -> bool {
+        self.shared.recovery.len() > 0 && self.shared.recovery.blocks(&self.full_key(key))
+    }
+
+    /// What a read of `key` must believe instead of L2, if anything is
+    /// queued for it; with nothing queued no full key is built.
+    fn pending_read(&self, key: &str) -> Option<PendingRead> {
+        if self.shared.recovery.len() == 0 {
+            return None;
+        }
+        self.shared.recovery.read(&self.full_key(key))
+    }
+
     fn queue(&self, target: Target, key: &str, op: PendingOp) {
         self.shared.recovery.push(target, self.driver.clone(), key.to_string(), self.prefix.as_str().to_string(), op);
     }
@@ -500,16 +516,12 @@ impl L2 {
         timeout: Option<Duration>,
         queue: bool,
     ) -> Result<Option<R>, DriverError> {
-        // Nothing queued (the common case): no full key to build.
-        if self.shared.recovery.len() > 0 {
-            let full_key = self.full_key(key);
-            if self.shared.recovery.blocks(&full_key) {
-                if !queue {
-                    return Err(behind_pending());
-                }
-                self.queue(Target::Key(full_key), key, op());
-                return Ok(None);
+        if self.blocked(key) {
+            if !queue {
+                return Err(behind_pending());
             }
+            self.queue(Target::Key(self.full_key(key)), key, op());
+            return Ok(None);
         }
         match self.shared.call(name, timeout, call).await {
             Ok(answer) => Ok(Some(answer)),
@@ -523,11 +535,7 @@ impl L2 {
     }
 
     fn adjust(&self, key: &str, found: Option<DriverBytes>) -> Option<L2Value> {
-        // Nothing queued (the common case): no full key to build.
-        if self.shared.recovery.len() == 0 {
-            return found.map(|bytes| L2Value { bytes, expired_at: None });
-        }
-        match self.shared.recovery.read(&self.full_key(key)) {
+        match self.pending_read(key) {
             None => found.map(|bytes| L2Value { bytes, expired_at: None }),
             Some(PendingRead::Gone) => None,
             Some(PendingRead::Value(bytes, physical_expiration)) => ttl_until(physical_expiration, now_ms())
@@ -566,9 +574,8 @@ impl L2 {
     /// Get and delete `key` atomically (the driver's pull). A key with a
     /// pending operation answers from the queue and queues a delete.
     pub async fn pull(&self, key: &str, timeout: Option<Duration>) -> Result<Option<L2Value>, DriverError> {
-        let full_key = self.full_key(key);
-        if let Some(pending) = self.shared.recovery.read(&full_key) {
-            self.queue(Target::Key(full_key), key, PendingOp::Delete);
+        if let Some(pending) = self.pending_read(key) {
+            self.queue(Target::Key(self.full_key(key)), key, PendingOp::Delete);
             return Ok(match pending {
                 PendingRead::Value(bytes, _) => Some(L2Value { bytes: DriverBytes::Owned(bytes), expired_at: None }),
                 _ => None,
@@ -577,7 +584,7 @@ impl L2 {
         match self.shared.call("pull", timeout, self.driver.pull(key)).await {
             Ok(found) => Ok(found.map(|bytes| L2Value { bytes: DriverBytes::Owned(bytes), expired_at: None })),
             Err(error) => {
-                self.queue(Target::Key(full_key), key, PendingOp::Delete);
+                self.queue(Target::Key(self.full_key(key)), key, PendingOp::Delete);
                 Err(error)
             }
         }
@@ -612,7 +619,7 @@ impl L2 {
         queue: bool,
     ) -> Result<Reached, DriverError> {
         let now = now_ms();
-        let blocked = items.iter().any(|(key, ..)| self.shared.recovery.blocks(&self.full_key(key)));
+        let blocked = items.iter().any(|(key, ..)| self.blocked(key));
         if blocked && !queue {
             return Err(behind_pending());
         }
@@ -646,7 +653,7 @@ impl L2 {
 
     /// Delete `keys` in one driver call; how many existed.
     pub async fn delete_many(&self, keys: &[String], timeout: Option<Duration>) -> Result<u64, DriverError> {
-        let blocked = keys.iter().any(|key| self.shared.recovery.blocks(&self.full_key(key)));
+        let blocked = keys.iter().any(|key| self.blocked(key));
         let result = if blocked {
             None
         } else {
@@ -671,16 +678,15 @@ impl L2 {
         grace: Option<Duration>,
         timeout: Option<Duration>,
     ) -> Result<Option<bool>, ExpireError> {
-        let full_key = self.full_key(key);
         let op = || PendingOp::Expire { at, grace };
-        if self.shared.recovery.blocks(&full_key) {
-            self.queue(Target::Key(full_key), key, op());
+        if self.blocked(key) {
+            self.queue(Target::Key(self.full_key(key)), key, op());
             return Ok(None);
         }
         match self.shared.expire(&*self.driver, key, at, grace, timeout).await {
             Ok(found) => Ok(Some(found)),
             Err(ExpireError::Driver(error)) => {
-                self.queue(Target::Key(full_key), key, op());
+                self.queue(Target::Key(self.full_key(key)), key, op());
                 Err(ExpireError::Driver(error))
             }
             Err(error) => Err(error),
