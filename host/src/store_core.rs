@@ -11,7 +11,7 @@ use crate::l1::{L1Entry, L1, NEVER};
 use crate::l2::L2Shared;
 use crate::locks::StampedeLocks;
 use crate::options::Settings;
-use crate::ordering::KeyOrder;
+use crate::ordering::{Guards, KeyOrder};
 use crate::serializer::Serializer;
 use crate::tags::{HARD_TAG_PREFIX, SOFT_TAG_PREFIX};
 use crate::telemetry::StoreMetrics;
@@ -56,6 +56,16 @@ impl StoreCore {
     /// Whether writes of one key must be ordered between two tiers.
     pub fn is_tiered(&self) -> bool {
         self.l1_root.is_some() && self.l2_shared.is_some()
+    }
+
+    /// Hold the write order of `full_keys` ([`KeyOrder::lock_all`]) when
+    /// writes must be ordered between two tiers; nothing to hold otherwise.
+    pub async fn write_order(&self, full_keys: &[String]) -> Guards {
+        if self.is_tiered() {
+            self.order.lock_all(full_keys).await
+        } else {
+            Guards::new()
+        }
     }
 
     /// Remember that a tagged entry lives `lifetime_ms` (physically).

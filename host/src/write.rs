@@ -21,7 +21,7 @@ use crate::events::CacheEvent;
 use crate::l1::{physical_expiration, L1Entry, NEVER};
 use crate::l2::{ExpireError, L2Shared, Reached};
 use crate::options::Settings;
-use crate::ordering::{Guards, Snapshot};
+use crate::ordering::Snapshot;
 use crate::recovery::{PendingOp, Target};
 use crate::serializer;
 use crate::store_core::StoreCore;
@@ -120,7 +120,7 @@ impl Cache {
             encoded.push(bytes);
         }
         let full_keys: SmallVec<[String; 1]> = writes.iter().map(|write| self.full_key(write.key)).collect();
-        let guards = if core.is_tiered() { core.order.lock_all(&full_keys).await } else { Guards::new() };
+        let guards = core.write_order(&full_keys).await;
 
         if let Some(l1) = &self.inner.l1 {
             for (write, bytes) in writes.iter().zip(&encoded) {
@@ -223,7 +223,7 @@ impl Cache {
         let (kind, keys, existed) = match change {
             Invalidation::Delete(keys) => {
                 let full_keys: Vec<String> = keys.iter().map(|key| self.full_key(key)).collect();
-                let guards = if core.is_tiered() { core.order.lock_all(&full_keys).await } else { Guards::new() };
+                let guards = core.write_order(&full_keys).await;
                 let mut existed = 0;
                 if let Some(l1) = &self.inner.l1 {
                     for key in keys {
