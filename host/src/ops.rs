@@ -155,7 +155,9 @@ pub struct GetOrSet<'a, T, F> {
     pub(crate) key: &'a str,
     pub(crate) factory: F,
     pub(crate) options: Option<Box<CacheOptions>>,
-    pub(crate) tags: Vec<String>,
+    /// Boxed, and `None` until set, like the options: a hit then neither
+    /// builds nor drops a `Vec`.
+    pub(crate) tags: Option<Box<[String]>>,
     pub(crate) value: PhantomData<fn() -> T>,
 }
 
@@ -195,7 +197,7 @@ impl<T, F> GetOrSet<'_, T, F> {
 
     /// Tags of the computed value.
     pub fn tags<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tags: I) -> Self {
-        self.tags = tags.into_iter().map(Into::into).collect();
+        self.tags = Some(tags.into_iter().map(Into::into).collect());
         self
     }
 }
@@ -221,7 +223,7 @@ impl<'a, T: CacheValue, F: Factory<T>> IntoFuture for GetOrSet<'a, T, F> {
                 Ok((value, due)) => {
                     if due {
                         let options = self.options.map(|options| *options).unwrap_or_default();
-                        self.cache.refresh_in_background(self.key, self.factory, options, self.tags);
+                        self.cache.refresh_in_background(self.key, self.factory, options, owned(self.tags));
                     }
                     return CacheFuture::ready(value);
                 }
@@ -229,8 +231,13 @@ impl<'a, T: CacheValue, F: Factory<T>> IntoFuture for GetOrSet<'a, T, F> {
             },
         };
         let options = self.options.map(|options| *options).unwrap_or_default();
-        CacheFuture::pending(self.cache.get_or_set_slow(self.key, self.factory, options, self.tags, seen))
+        CacheFuture::pending(self.cache.get_or_set_slow(self.key, self.factory, options, owned(self.tags), seen))
     }
+}
+
+/// The tags a builder holds, as the pipelines take them.
+fn owned(tags: Option<Box<[String]>>) -> Vec<String> {
+    tags.map(Vec::from).unwrap_or_default()
 }
 
 /// `cache.set(key, value)`: true when stored.

@@ -99,7 +99,7 @@ impl Cache {
     /// many callers miss at the same time. See `get_or_set.rs` for grace and
     /// timeouts.
     pub fn get_or_set<'a, T: CacheValue, F: Factory<T>>(&'a self, key: &'a str, factory: F) -> GetOrSet<'a, T, F> {
-        GetOrSet { cache: self, key, factory, options: None, tags: Vec::new(), value: PhantomData }
+        GetOrSet { cache: self, key, factory, options: None, tags: None, value: PhantomData }
     }
 
     /// [`Cache::get_or_set`] whose value never expires logically.
